@@ -1,0 +1,29 @@
+/**
+ * What the benchmark's two processes agree on. The parent measures; the child (peer.ts) echoes or sinks.
+ * - latency: the parent sends `bytes`, the child sends the same bytes back; a zero-length message ends it (shm).
+ * - throughput: the parent streams `bytes`-sized messages until its time is up, then a zero-length message
+ *   (shm) or a half-close (node:net); the child answers with the count it received (8 bytes, float64) and the
+ *   parent's clock stops there.
+ */
+export type Transport = 'shm-poll' | 'shm-event' | 'tcp' | 'unix';
+export type Kind = 'latency' | 'throughput';
+
+export interface PeerArgs {
+  transport: Transport;
+  kind: Kind;
+  /** Where to connect: a kbypass/unix socket path, or a TCP port on 127.0.0.1. */
+  address: string;
+  bytes: number;
+}
+
+// An abstract socket name ('\0name') travels as '@name' (argv cannot hold NUL bytes).
+export const encodeArgs = (a: PeerArgs): string[] => [a.transport, a.kind, a.address.replace(/^\0/, '@'), String(a.bytes)];
+
+export function decodeArgs(argv: string[]): PeerArgs {
+  const [transport, kind, address, bytes] = argv;
+  if (!transport || !kind || !address || !bytes) throw new Error('usage: peer TRANSPORT KIND ADDRESS BYTES');
+  return { transport: transport as Transport, kind: kind as Kind, address: address.replace(/^@/, '\0'), bytes: Number(bytes) };
+}
+
+/** Ring size per direction used by the shm runs (large enough that 1 MiB messages are single records). */
+export const BENCH_RING_SIZE = Number(process.env.KB_RING ?? (8 << 20));

@@ -1,0 +1,258 @@
+/**
+ * One measured run per function: a transport, a kind (latency or throughput) and a message size. The parent
+ * process measures; a child process (peer.ts) or the C floor binary is the other end.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { listen, type Channel } from '../../src/index';
+import { Histogram } from './histogram';
+import { BENCH_RING_SIZE, encodeArgs, type Kind, type Transport } from './protocol';
+
+const execFileP = promisify(execFile);
+const PEER = path.join(__dirname, 'peer.js');
+/** Where node-gyp puts the C floor program. */
+export const FLOOR_BIN = path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'kbypass-floor');
+
+let seq = 0;
+
+/** Average cost of one performance.now() call, ns: subtracted from every JS latency sample. */
+export function jsClockCost(): number {
+  const n = 1_000_000;
+  let best = Infinity;
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) performance.now();
+    best = Math.min(best, ((performance.now() - t0) * 1e6) / n);
+  }
+  return best;
+}
+
+function spawnPeer(transport: Transport, kind: Kind, address: string, bytes: number): ChildProcess {
+  const child = spawn(process.execPath, [PEER, ...encodeArgs({ transport, kind, address, bytes })], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return child;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<T>((_, reject) => { t = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms); }),
+  ]);
+}
+
+async function shmPair(transport: Transport, kind: Kind, bytes: number): Promise<{ ch: Channel; child: ChildProcess; close(): Promise<void> }> {
+  const name = `\0kbypass-bench-${process.pid}-${seq++}`;
+  const server = listen(name, { ringSize: BENCH_RING_SIZE, maxMessageSize: 64 << 20, maxRingSize: BENCH_RING_SIZE });
+  await once(server, 'listening');
+  const child = spawnPeer(transport, kind, name, bytes);
+  const [ch] = (await withTimeout(once(server, 'channel'), 10_000, 'peer connect')) as [Channel];
+  await server.close();
+  return {
+    ch, child,
+    async close() {
+      await ch.close();
+      if (child.exitCode === null) await withTimeout(once(child, 'exit'), 10_000, 'peer exit');
+    },
+  };
+}
+
+/** Latency over a kbypass channel, busy-polled ('shm-poll') or event-driven ('shm-event'). */
+export async function latencyShm(transport: 'shm-poll' | 'shm-event', bytes: number, iterations: number, warmup: number, clockNs: number): Promise<Histogram> {
+  const { ch, close } = await shmPair(transport, 'latency', bytes);
+  const payload = new Uint8Array(bytes).fill(0x5a);
+  const h = new Histogram();
+  if (transport === 'shm-poll') {
+    let got = false;
+    const onReply = (_b: Uint8Array, _o: number, l: number) => { got = l === bytes; };
+    let last = performance.now();
+    for (let i = -warmup; i < iterations; i++) {
+      if (!ch.trySend(payload)) throw new Error('ring full in a ping-pong');
+      got = false;
+      while (!got) {
+        if (ch.poll(onReply, 1) === 0 && ch.closed) throw new Error('peer went away');
+      }
+      const now = performance.now();
+      if (i >= 0) h.record((now - last) * 1e6 - clockNs);
+      last = now;
+    }
+  } else {
+    await new Promise<void>((resolve, reject) => {
+      let i = -warmup;
+      let last = 0;
+      ch.on('close', (e) => reject(e ?? new Error('closed early')));
+      ch.on('message', () => {
+        const now = performance.now();
+        if (i >= 0) h.record((now - last) * 1e6 - clockNs);
+        last = now;
+        if (++i < iterations) ch.send(payload);
+        else resolve();
+      });
+      last = performance.now();
+      ch.send(payload);
+    });
+    ch.removeAllListeners('message');
+    ch.removeAllListeners('close');
+  }
+  while (!ch.trySend(new Uint8Array(0)));
+  await close();
+  return h;
+}
+
+/** Streaming throughput over a kbypass channel. Returns messages and seconds. */
+export async function throughputShm(transport: 'shm-poll' | 'shm-event', bytes: number, seconds: number): Promise<{ msgs: number; secs: number }> {
+  const { ch, close } = await shmPair(transport, 'throughput', bytes);
+  const payload = new Uint8Array(bytes).fill(0xa5);
+  let sent = 0;
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  if (transport === 'shm-poll') {
+    // Batched commits: a corked burst is published with one store; busy until the deadline.
+    for (;;) {
+      ch.cork();
+      let k = 0;
+      for (; k < 64; k++) if (!ch.trySend(payload)) break;
+      ch.uncork();
+      sent += k;
+      if ((sent & 1023) < 64 && performance.now() >= deadline) break;
+    }
+    while (!ch.trySend(new Uint8Array(0)));
+    let count = -1;
+    while (count < 0) {
+      ch.poll((b, o) => { count = new DataView(b.buffer, b.byteOffset + o, 8).getFloat64(0, true); }, 1);
+      if (ch.closed) throw new Error('peer went away');
+    }
+    if (count !== sent) throw new Error(`receiver counted ${count} of ${sent} messages`);
+  } else {
+    await new Promise<void>((resolve) => {
+      const pump = () => {
+        while (performance.now() < deadline) {
+          for (let k = 0; k < 64; k++) {
+            sent++;
+            if (!ch.send(payload)) { ch.once('drain', pump); return; }
+          }
+        }
+        resolve();
+      };
+      pump();
+    });
+    ch.send(new Uint8Array(0));
+    const [ack] = (await withTimeout(once(ch, 'message'), 30_000, 'throughput ack')) as [Uint8Array];
+    const count = new DataView(ack.buffer, ack.byteOffset, 8).getFloat64(0, true);
+    if (count !== sent) throw new Error(`receiver counted ${count} of ${sent} messages`);
+  }
+  const secs = (performance.now() - t0) / 1000;
+  await close();
+  return { msgs: sent, secs };
+}
+
+async function netPair(transport: 'tcp' | 'unix', kind: Kind, bytes: number): Promise<{ sock: net.Socket; done: Promise<unknown>; cleanup(): void }> {
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+  let sockPath = '';
+  if (transport === 'tcp') {
+    server.listen(0, '127.0.0.1');
+  } else {
+    sockPath = path.join(os.tmpdir(), `kbypass-bench-${process.pid}-${seq++}.sock`);
+    server.listen(sockPath);
+  }
+  await once(server, 'listening');
+  const addr = server.address();
+  const address = transport === 'tcp' && addr && typeof addr === 'object' ? String(addr.port) : sockPath;
+  const child = spawnPeer(transport, kind, address, bytes);
+  const [sock] = (await withTimeout(once(server, 'connection'), 10_000, 'peer connect')) as [net.Socket];
+  sock.setNoDelay(true);
+  server.close();
+  return { sock, done: once(child, 'exit'), cleanup: () => { if (sockPath) fs.rmSync(sockPath, { force: true }); } };
+}
+
+/** Latency over node:net (TCP loopback or a Unix socket): the reply is complete when `bytes` came back. */
+export async function latencyNet(transport: 'tcp' | 'unix', bytes: number, iterations: number, warmup: number, clockNs: number): Promise<Histogram> {
+  const { sock, done, cleanup } = await netPair(transport, 'latency', bytes);
+  const payload = Buffer.alloc(bytes, 0x5a);
+  const h = new Histogram();
+  await new Promise<void>((resolve, reject) => {
+    let i = -warmup;
+    let got = 0;
+    let last = 0;
+    sock.on('error', reject);
+    sock.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got < bytes) return;
+      got -= bytes;
+      const now = performance.now();
+      if (i >= 0) h.record((now - last) * 1e6 - clockNs);
+      last = now;
+      if (++i < iterations) sock.write(payload);
+      else resolve();
+    });
+    last = performance.now();
+    sock.write(payload);
+  });
+  sock.end();
+  await withTimeout(done, 10_000, 'peer exit');
+  cleanup();
+  return h;
+}
+
+/** Streaming throughput over node:net: write until the deadline (respecting back-pressure), then half-close. */
+export async function throughputNet(transport: 'tcp' | 'unix', bytes: number, seconds: number): Promise<{ msgs: number; secs: number }> {
+  const { sock, done, cleanup } = await netPair(transport, 'throughput', bytes);
+  const payload = Buffer.alloc(bytes, 0xa5);
+  let sent = 0;
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  const ack = new Promise<number>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    sock.on('data', (d: Buffer) => parts.push(d));
+    sock.on('end', () => resolve(Buffer.concat(parts).readDoubleLE(0)));
+    sock.on('error', reject);
+  });
+  await new Promise<void>((resolve) => {
+    const pump = () => {
+      while (performance.now() < deadline) {
+        for (let k = 0; k < 16; k++) {
+          sent++;
+          if (!sock.write(payload)) { sock.once('drain', pump); return; }
+        }
+      }
+      resolve();
+    };
+    pump();
+  });
+  sock.end();
+  const received = await withTimeout(ack, 30_000, 'throughput ack');
+  const secs = (performance.now() - t0) / 1000;
+  if (received !== sent * bytes) throw new Error(`receiver counted ${received} of ${sent * bytes} bytes`);
+  await withTimeout(done, 10_000, 'peer exit');
+  cleanup();
+  return { msgs: sent, secs };
+}
+
+/** The C floor: two C processes ping-ponging through shared memory, timed the same way (one clock read per round trip). */
+export async function latencyFloor(bytes: number, iterations: number, warmup: number): Promise<{ h: Histogram; clockNs: number }> {
+  const out = path.join(os.tmpdir(), `kbypass-floor-${process.pid}-${seq++}.bin`);
+  try {
+    const { stdout } = await execFileP(FLOOR_BIN, ['pingpong', '--bytes', String(bytes), '--iterations', String(iterations), '--warmup', String(warmup), '--out', out], { timeout: 120_000 });
+    const info = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { clock_ns?: number };
+    const clockNs = info.clock_ns ?? 0;
+    const raw = fs.readFileSync(out);
+    const samples = new Uint32Array(raw.buffer, raw.byteOffset, raw.length >>> 2);
+    const h = new Histogram();
+    for (let i = 0; i < samples.length; i++) h.record(samples[i]! - clockNs);
+    return { h, clockNs };
+  } finally {
+    fs.rmSync(out, { force: true });
+  }
+}
+
+/** Single-core memcpy bandwidth for blocks of `bytes`, cycling through a span as large as the bench's rings. */
+export async function memcpyFloor(bytes: number, seconds: number): Promise<number> {
+  const { stdout } = await execFileP(FLOOR_BIN, ['memcpy', '--bytes', String(bytes), '--span', String(Math.max(BENCH_RING_SIZE, bytes)), '--seconds', String(seconds)], { timeout: 60_000 });
+  const info = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { bytes_per_sec?: number };
+  if (typeof info.bytes_per_sec !== 'number') throw new Error(`kbypass-floor memcpy printed ${stdout}`);
+  return info.bytes_per_sec;
+}

@@ -1,0 +1,37 @@
+/*
+ * addon.c — module initialisation: registers every native entry point under the names of the ABI declared in
+ * src/native/binding.ts. Context-aware (NAPI_MODULE_INIT), so it loads in worker threads too.
+ */
+#include <node_api.h>
+
+#include "kbypass.h"
+
+#define FN(name, impl) { name, NULL, impl, NULL, NULL, NULL, napi_enumerable, NULL }
+
+NAPI_MODULE_INIT() {
+  static const napi_property_descriptor props[] = {
+    FN("memfdCreate", kb_memfd_create),
+    FN("fdSize", kb_fd_size),
+    FN("fdSeals", kb_fd_seals),
+    FN("mmapShared", kb_mmap_shared),
+    FN("close", kb_close),
+    FN("memlockLimit", kb_memlock_limit),
+    FN("eventfd", kb_eventfd),
+    FN("eventfdSignal", kb_eventfd_signal),
+    FN("eventfdDrain", kb_eventfd_drain),
+    FN("unixListen", kb_unix_listen),
+    FN("unixAccept", kb_unix_accept),
+    FN("unixConnect", kb_unix_connect),
+    FN("peerCred", kb_peer_cred),
+    FN("sendFds", kb_send_fds),
+    FN("recvFds", kb_recv_fds),
+    FN("peerAlive", kb_peer_alive),
+    FN("shutdownWrite", kb_shutdown_write),
+    FN("watch", kb_watch),
+    FN("watchUpdate", kb_watch_update),
+    FN("watchRef", kb_watch_ref),
+    FN("watchStop", kb_watch_stop),
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}

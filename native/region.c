@@ -1,0 +1,165 @@
+/*
+ * region.c — shared memory regions: memfd_create + ftruncate + seals, fstat size / seals, mmap(MAP_SHARED) exposed
+ * to JavaScript as an external ArrayBuffer (munmapped only by its GC finalizer), optional mlock, close(), and the
+ * RLIMIT_MEMLOCK query.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "errors.h"
+#include "kbypass.h"
+
+#define KB_MEMFD_HUGETLB 1 /* binding.ts MEMFD_HUGETLB */
+#define KB_MAP_LOCK 1      /* binding.ts MAP_LOCK */
+#define KB_MAP_POPULATE 2  /* binding.ts MAP_POPULATE */
+
+napi_value kb_memfd_create(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char *name = NULL;
+  size_t name_len = 0;
+  int64_t size = 0;
+  int32_t flags = 0;
+  if (!kb_args(env, info, 3, argv)) return NULL;
+  if (!kb_arg_int64(env, argv[1], "size", &size) || !kb_arg_int32(env, argv[2], "flags", &flags)) return NULL;
+  if (!kb_arg_string(env, argv[0], "name", &name, &name_len)) return NULL;
+  if (size < 0) {
+    free(name);
+    return kb_throw_errno(env, EINVAL, "ftruncate");
+  }
+
+  const int hugetlb = (flags & KB_MEMFD_HUGETLB) != 0;
+  unsigned int mflags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (hugetlb ? MFD_HUGETLB : 0);
+  int fd = memfd_create(name, mflags); /* the kernel rejects names over 249 bytes with EINVAL */
+  int err = errno;
+  free(name);
+  if (fd < 0) return kb_throw_errno(env, err, "memfd_create");
+
+  if (ftruncate(fd, (off_t)size) != 0) {
+    err = errno;
+    close(fd);
+    return kb_throw_errno(env, err, "ftruncate");
+  }
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    err = errno;
+    /* Older hugetlbfs does not support sealing: keep such a region unsealed rather than fail. */
+    if (!(hugetlb && err == EINVAL)) {
+      close(fd);
+      return kb_throw_errno(env, err, "fcntl");
+    }
+  }
+  return kb_int32(env, fd);
+}
+
+napi_value kb_fd_size(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!kb_args(env, info, 1, argv) || !kb_arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return kb_throw_errno(env, errno, "fstat");
+  return kb_double(env, (double)st.st_size);
+}
+
+napi_value kb_fd_seals(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!kb_args(env, info, 1, argv) || !kb_arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0) return kb_throw_errno(env, errno, "fcntl");
+  return kb_int32(env, seals);
+}
+
+/* Finalizer hint of a mapping: what munmap needs. */
+struct mapping {
+  void *addr;
+  size_t size;
+  int accounted; /* size was added with napi_adjust_external_memory */
+};
+
+/* Runs on the JS thread when the ArrayBuffer is collected (or at environment teardown). */
+static void mapping_finalize(napi_env env, void *data, void *hint) {
+  struct mapping *m = hint;
+  (void)data;
+  if (m == NULL) return;
+  munmap(m->addr, m->size);
+  int64_t ignored;
+  if (m->accounted) napi_adjust_external_memory(env, -(int64_t)m->size, &ignored);
+  free(m);
+}
+
+napi_value kb_mmap_shared(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd, flags;
+  int64_t size;
+  if (!kb_args(env, info, 3, argv) || !kb_arg_int32(env, argv[0], "fd", &fd) ||
+      !kb_arg_int64(env, argv[1], "size", &size) || !kb_arg_int32(env, argv[2], "flags", &flags)) {
+    return NULL;
+  }
+  if (size <= 0 || (uint64_t)size > SIZE_MAX) return kb_throw_errno(env, EINVAL, "mmap");
+
+  /* Touching a MAP_SHARED page past the end of a file raises SIGBUS and kills the process. Refuse to map more
+   * than a regular file (memfds included) holds; sealed regions cannot shrink later. */
+  struct stat st;
+  if (fstat(fd, &st) != 0) return kb_throw_errno(env, errno, "fstat");
+  if (S_ISREG(st.st_mode) && size > (int64_t)st.st_size) return kb_throw_errno(env, EINVAL, "mmap");
+
+  struct mapping *m = malloc(sizeof *m);
+  if (m == NULL) return kb_throw_errno(env, ENOMEM, "malloc");
+  int mflags = MAP_SHARED | ((flags & KB_MAP_POPULATE) ? MAP_POPULATE : 0);
+  void *addr = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, mflags, fd, 0);
+  if (addr == MAP_FAILED) {
+    int err = errno;
+    free(m);
+    return kb_throw_errno(env, err, "mmap");
+  }
+  if ((flags & KB_MAP_LOCK) && mlock(addr, (size_t)size) != 0) {
+    int err = errno; /* ENOMEM: over RLIMIT_MEMLOCK; EPERM: limit 0 and no CAP_IPC_LOCK; EAGAIN */
+    munmap(addr, (size_t)size);
+    free(m);
+    return kb_throw_errno(env, err, "mlock");
+  }
+  m->addr = addr;
+  m->size = (size_t)size;
+  m->accounted = 0;
+
+  /* Node 20 builds external ArrayBuffers as external Buffers, which are capped at buffer.constants.MAX_LENGTH
+   * (4 GiB); over the cap Node throws ERR_BUFFER_TOO_LARGE *and* runs the finalizer itself (verified on 20.20).
+   * So from here on the finalizer owns the mapping whatever the outcome: on failure we only report. */
+  napi_value ab = NULL;
+  napi_status st_ab = napi_create_external_arraybuffer(env, addr, (size_t)size, mapping_finalize, m, &ab);
+  if (st_ab != napi_ok) return kb_throw_napi(env, "napi_create_external_arraybuffer");
+  int64_t ignored;
+  if (napi_adjust_external_memory(env, size, &ignored) == napi_ok) m->accounted = 1; /* m lives while ab does */
+  return ab;
+}
+
+napi_value kb_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!kb_args(env, info, 1, argv) || !kb_arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  /* On Linux the descriptor is released even when close() reports EINTR: never retry. */
+  if (close(fd) != 0 && errno != EINTR) return kb_throw_errno(env, errno, "close");
+  return kb_undefined(env);
+}
+
+napi_value kb_memlock_limit(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0) return kb_throw_errno(env, errno, "getrlimit");
+  napi_value arr, soft, hard;
+  KB_NAPI(env, napi_create_array_with_length(env, 2, &arr));
+  soft = kb_double(env, rl.rlim_cur == RLIM_INFINITY ? -1.0 : (double)rl.rlim_cur);
+  if (soft == NULL) return NULL;
+  hard = kb_double(env, rl.rlim_max == RLIM_INFINITY ? -1.0 : (double)rl.rlim_max);
+  if (hard == NULL) return NULL;
+  KB_NAPI(env, napi_set_element(env, arr, 0, soft));
+  KB_NAPI(env, napi_set_element(env, arr, 1, hard));
+  return arr;
+}

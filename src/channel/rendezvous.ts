@@ -1,0 +1,84 @@
+/**
+ * One handshake message (handshake.ts) read from a non-blocking Unix socket on the event loop: bytes are
+ * gathered until all 64 are in, with the fds that came beside them, under a deadline. Used by both ends.
+ */
+import { readlinkSync } from 'node:fs';
+import { KbypassError, SystemError } from '../errors';
+import { native, WATCH_DISCONNECT, WATCH_READABLE, type WatchHandle } from '../native/binding';
+import { HANDSHAKE_BYTES, decodeHandshake, type HandshakeMessage } from './handshake';
+
+export type HandshakeResult = { message: HandshakeMessage; fds: number[] };
+
+/** Close every fd in the list (ignoring errors: used on failure paths). */
+export function closeAll(fds: readonly number[]): void {
+  const n = native();
+  for (const fd of fds) {
+    if (fd >= 0) {
+      try { n.close(fd); } catch { /* already gone */ }
+    }
+  }
+}
+
+/** True if fd is an eventfd (so ringing it cannot write into some other file a hostile peer passed). */
+export function isEventfd(fd: number): boolean {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[eventfd]';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Wait for one handshake message on `fd`. Settles once: with the message and the fds received (the caller owns
+ * them), or with an error (any fds received are closed). `cancel()` stops waiting without settling.
+ */
+export function readHandshake(fd: number, timeoutMs: number, what: string,
+  done: (err: Error | null, result?: HandshakeResult) => void): { cancel(): void } {
+  const n = native();
+  const buf = new Uint8Array(HANDSHAKE_BYTES);
+  const fdSlots = new Int32Array(8);
+  const fds: number[] = [];
+  let got = 0;
+  let watch: WatchHandle | null = null;
+  let settled = false;
+
+  const finish = (err: Error | null, result?: HandshakeResult): void => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    if (watch) { n.watchStop(watch); watch = null; }
+    if (err) closeAll(fds);
+    done(err, result);
+  };
+
+  const onReadable = (status: number): void => {
+    if (settled) return;
+    if (status < 0) { finish(new SystemError('ECONNRESET', -104, 'recvmsg', `${what}: the socket failed (${status})`)); return; }
+    try {
+      while (got < HANDSHAKE_BYTES) {
+        fdSlots.fill(-1);
+        const r = n.recvFds(fd, buf.subarray(got), fdSlots);
+        for (const f of fdSlots) if (f >= 0) fds.push(f);
+        if (r < 0) return; // EAGAIN: wait for more
+        if (r === 0) { finish(new SystemError('ECONNRESET', -104, 'recvmsg', `${what}: the peer closed the socket during the handshake`)); return; }
+        got += r;
+      }
+    } catch (e) {
+      finish(e as Error);
+      return;
+    }
+    const message = decodeHandshake(buf);
+    if (typeof message === 'string') { finish(new KbypassError('ERR_KBYPASS_HANDSHAKE', `${what}: ${message}`)); return; }
+    finish(null, { message, fds: fds.splice(0) });
+  };
+
+  const timer = setTimeout(() => {
+    finish(new SystemError('ETIMEDOUT', -110, 'connect', `${what}: no answer within ${timeoutMs} ms`));
+  }, timeoutMs);
+  try {
+    watch = n.watch(fd, WATCH_READABLE | WATCH_DISCONNECT, onReadable);
+  } catch (e) {
+    finish(e as Error);
+  }
+  return { cancel: () => { settled = true; clearTimeout(timer); if (watch) { n.watchStop(watch); watch = null; } closeAll(fds); } };
+}

@@ -1,0 +1,71 @@
+/**
+ * The `kbypass` command. Subcommands:
+ *   kbypass bench ipc [--quick] [--json] [--sizes 64,1024]   latency and throughput between two processes
+ *   kbypass --version | --help
+ * Exit codes: 0 done, 1 failed, 2 bad usage.
+ */
+import { parseArgs } from 'node:util';
+
+const USAGE = `Usage: kbypass <command> [options]
+
+Commands:
+  bench ipc    Round-trip latency and streaming throughput between two processes:
+               kbypass channels (shm-poll, shm-event), node:net over TCP and Unix sockets,
+               and the C floors (c-floor, memcpy), measured in one run.
+      --quick        fewer sizes and iterations (under 45 s)
+      --json         print one JSON object on stdout instead of tables
+      --sizes LIST   message sizes in bytes, comma-separated (default 8 B to 1 MiB)
+
+Options:
+  -h, --help       show this help
+  -v, --version    print the version
+`;
+
+function version(): string {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return (require('../../../package.json') as { version: string }).version;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+        quick: { type: 'boolean' },
+        json: { type: 'boolean' },
+        sizes: { type: 'string' },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`kbypass: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) { process.stdout.write(`${version()}\n`); return 0; }
+  if (values.help || positionals.length === 0) { process.stdout.write(USAGE); return values.help ? 0 : 2; }
+  const [cmd, sub] = positionals;
+  if (cmd === 'bench' && sub === 'ipc') {
+    let sizes: number[] | undefined;
+    if (values.sizes !== undefined) {
+      sizes = values.sizes.split(',').map((s) => Number(s.trim()));
+      if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > (16 << 20))) {
+        process.stderr.write('kbypass: --sizes takes whole numbers of bytes from 1 to 16777216\n');
+        return 2;
+      }
+    }
+    const { runIpcBench, formatIpcReport } = await import('../../bench/ipc/main');
+    const result = await runIpcBench({ quick: values.quick === true, ...(sizes ? { sizes } : {}) });
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ latency: result.latency, throughput: result.throughput })}\n`);
+    } else {
+      process.stdout.write(`${formatIpcReport(result)}\n`);
+    }
+    return 0;
+  }
+  process.stderr.write(`kbypass: unknown command '${positionals.join(' ')}'\n\n${USAGE}`);
+  return 2;
+}

@@ -1,0 +1,65 @@
+/**
+ * Writing whole messages into a ring: one DATA record when the message fits in a record, else a FRAG_FIRST
+ * (with the total length), FRAG_MIDDLEs and a FRAG_LAST. Resumable: it writes what fits now and says how far it
+ * got, so a sender can continue when the consumer frees space.
+ */
+import { FRAG_FIRST_PREFIX_BYTES, TYPE_DATA, TYPE_FRAG_FIRST, TYPE_FRAG_LAST, TYPE_FRAG_MIDDLE } from './layout';
+import type { RingProducer } from './producer';
+
+/**
+ * Copy `length` bytes of `src` from `srcOffset` into the producer's ring at `at`, without allocating: a whole
+ * array is copied as is, and a message forwarded from the other ring of the same region (`p.sibling`) moves
+ * with copyWithin. (No `.buffer` or `.byteOffset` here: each costs 10–15 ns in V8 11.)
+ */
+export function copyBytes(p: RingProducer, at: number, src: Uint8Array, srcOffset: number, length: number): void {
+  if (srcOffset === 0 && length === src.length) {
+    p.bytes.set(src, at);
+  } else if (src === p.sibling) {
+    const from = p.siblingOffset + srcOffset;
+    p.region.copyWithin(p.bytesOffset + at, from, from + length);
+  } else {
+    p.bytes.set(src.subarray(srcOffset, srcOffset + length), at);
+  }
+}
+
+/**
+ * Write as much of the message `src[offset, offset + length)` as fits, starting `done` bytes into it.
+ * Returns the new `done`: `length` when the whole message is committed; -1 if nothing at all could be written
+ * (no room yet, or the ring is faulted).
+ */
+export function writeMessage(p: RingProducer, src: Uint8Array, offset: number, length: number, done: number): number {
+  const max = p.maxPayload;
+  if (done === 0 && length <= max) {
+    const at = p.reserve(length);
+    if (at < 0) return -1;
+    copyBytes(p, at, src, offset, length);
+    p.commit(TYPE_DATA, length);
+    return length;
+  }
+  const start = done;
+  p.cork();
+  try {
+    if (done === 0) {
+      const part = max - FRAG_FIRST_PREFIX_BYTES;
+      const at = p.reserve(max);
+      if (at < 0) return -1;
+      const b = p.bytes;
+      b[at] = length & 0xff; b[at + 1] = (length >>> 8) & 0xff; b[at + 2] = (length >>> 16) & 0xff; b[at + 3] = length >>> 24;
+      b[at + 4] = 0; b[at + 5] = 0; b[at + 6] = 0; b[at + 7] = 0;
+      copyBytes(p, at + FRAG_FIRST_PREFIX_BYTES, src, offset, part);
+      p.commit(TYPE_FRAG_FIRST, max);
+      done = part;
+    }
+    while (done < length) {
+      const part = Math.min(max, length - done);
+      const at = p.reserve(part);
+      if (at < 0) break;
+      copyBytes(p, at, src, offset + done, part);
+      done += part;
+      p.commit(done === length ? TYPE_FRAG_LAST : TYPE_FRAG_MIDDLE, part);
+    }
+  } finally {
+    p.uncork();
+  }
+  return done === start ? -1 : done;
+}
