@@ -23,6 +23,19 @@ export class Histogram {
     if (v > this.#max) this.#max = v;
   }
 
+  /** Add every value recorded in `other`. */
+  add(other: Histogram): this {
+    const c = this.#counts;
+    const o = other.#counts;
+    for (let i = 0; i < c.length; i++) c[i]! += o[i]!;
+    this.#total += other.#total;
+    if (other.#total) {
+      this.#min = Math.min(this.#min, other.#min);
+      this.#max = Math.max(this.#max, other.#max);
+    }
+    return this;
+  }
+
   get count(): number { return this.#total; }
   get min(): number { return this.#total ? this.#min : 0; }
   get max(): number { return this.#max; }

@@ -4,10 +4,10 @@
  */
 import * as net from 'node:net';
 import { connect } from '../../src/index';
-import { BENCH_RING_SIZE, decodeArgs, type PeerArgs } from './protocol';
+import { decodeArgs, ringSizeFor, type PeerArgs } from './protocol';
 
 async function shm(a: PeerArgs): Promise<void> {
-  const ch = await connect(a.address, { ringSize: BENCH_RING_SIZE, maxMessageSize: 64 << 20 });
+  const ch = await connect(a.address, { ringSize: ringSizeFor(a.bytes), maxMessageSize: 64 << 20 });
   const ack = new Float64Array(1);
   const ackBytes = new Uint8Array(ack.buffer);
   if (a.transport === 'shm-poll') {

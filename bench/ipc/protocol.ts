@@ -19,6 +19,10 @@ export interface PeerArgs {
 // An abstract socket name ('\0name') travels as '@name' (argv cannot hold NUL bytes).
 export const encodeArgs = (a: PeerArgs): string[] => [a.transport, a.kind, a.address.replace(/^\0/, '@'), String(a.bytes)];
 
+/** Ring size per direction for a run: the default (1 MiB) where a message is one record (≤ a quarter of the
+ *  ring), else 8 MiB, so that messages up to 1 MiB are single records rather than fragments reassembled by a copy. */
+export const ringSizeFor = (bytes: number): number => (bytes <= (1 << 18) - 8 ? 0 : BENCH_RING_SIZE);
+
 export function decodeArgs(argv: string[]): PeerArgs {
   const [transport, kind, address, bytes] = argv;
   if (!transport || !kind || !address || !bytes) throw new Error('usage: peer TRANSPORT KIND ADDRESS BYTES');
@@ -26,4 +30,4 @@ export function decodeArgs(argv: string[]): PeerArgs {
 }
 
 /** Ring size per direction used by the shm runs (large enough that 1 MiB messages are single records). */
-export const BENCH_RING_SIZE = Number(process.env.KB_RING ?? (8 << 20));
+export const BENCH_RING_SIZE = 8 << 20;

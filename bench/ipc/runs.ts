@@ -47,7 +47,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 async function shmPair(transport: Transport, kind: Kind, bytes: number): Promise<{ ch: Channel; child: ChildProcess; close(): Promise<void> }> {
   const name = `\0kbypass-bench-${process.pid}-${seq++}`;
-  const server = listen(name, { ringSize: BENCH_RING_SIZE, maxMessageSize: 64 << 20, maxRingSize: BENCH_RING_SIZE });
+  const server = listen(name, { maxMessageSize: 64 << 20, maxRingSize: BENCH_RING_SIZE });
   await once(server, 'listening');
   const child = spawnPeer(transport, kind, name, bytes);
   const [ch] = (await withTimeout(once(server, 'channel'), 10_000, 'peer connect')) as [Channel];
@@ -101,6 +101,39 @@ export async function latencyShm(transport: 'shm-poll' | 'shm-event', bytes: num
   while (!ch.trySend(new Uint8Array(0)));
   await close();
   return h;
+}
+
+/** CPU time (user + system, ms) a process has used, from /proc/PID/stat. */
+function cpuMs(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+/**
+ * What an idle event-driven channel costs: both processes' CPU over `seconds` after a burst of 1000 echoes
+ * (once the spin and yield phases are over, both should be parked on their doorbells).
+ */
+export async function idleCpu(seconds: number): Promise<{ parentPct: number; peerPct: number }> {
+  const { ch, child, close } = await shmPair('shm-event', 'latency', 64);
+  const payload = new Uint8Array(64);
+  await new Promise<void>((resolve) => {
+    let n = 0;
+    ch.on('message', () => { if (++n < 1000) ch.send(payload); else resolve(); });
+    ch.send(payload);
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  const p0 = cpuMs(process.pid);
+  const c0 = cpuMs(child.pid!);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const wall = performance.now() - t0;
+  const parentPct = (100 * (cpuMs(process.pid) - p0)) / wall;
+  const peerPct = (100 * (cpuMs(child.pid!) - c0)) / wall;
+  ch.removeAllListeners('message');
+  while (!ch.trySend(new Uint8Array(0)));
+  await close();
+  return { parentPct, peerPct };
 }
 
 /** Streaming throughput over a kbypass channel. Returns messages and seconds. */

@@ -14,9 +14,10 @@ import { KbypassError, invalidArgType, outOfRange } from '../errors';
 import { native, WATCH_DISCONNECT, WATCH_READABLE, type NativeBinding, type WatchHandle } from '../native/binding';
 import { RingConsumer, type MessageHandler } from '../ring/consumer';
 import { RingProducer } from '../ring/producer';
-import { PARK_RECHECK_MS, recordBytes, TYPE_DATA } from '../ring/layout';
+import { FRAG_FIRST_PREFIX_BYTES, PARK_RECHECK_MS, recordBytes, TYPE_DATA } from '../ring/layout';
 import { copyBytes, writeMessage } from '../ring/writer';
 import { Claim, type ClaimOwner } from './claim';
+import { channelClose, channelOpen, debug } from '../diagnostics';
 import type { PeerCredentials, ResolvedChannelOptions } from './options';
 
 /** @internal What the rendezvous hands a new channel. */
@@ -74,6 +75,8 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   #pending: Pending[] = [];
   #pendingBytes = 0;
   #needDrain = false;
+  /** Payload bytes of the record the last failed send / trySend / claim was waiting room for. */
+  #awaitBytes = 0;
   #listening = false;
   #paused = false;
   #idleSince = -1;
@@ -102,6 +105,8 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     this.#claim = new Claim(this, this.#tx.bytes);
     this.#bellWatch = this.#n.watch(this.#ownBell, WATCH_READABLE, () => this.#onDoorbell());
     this.#sockWatch = this.#n.watch(this.#socketFd, WATCH_READABLE | WATCH_DISCONNECT, (status) => this.#onSocket(status));
+    debug('%s channel open: peer pid %d uid %d, ring %d bytes', init.role, init.peer.pid, init.peer.uid, init.capacity);
+    if (channelOpen.hasSubscribers) channelOpen.publish({ channel: this, role: init.role, peer: init.peer, ringSize: init.capacity });
     this.on('newListener', (event) => {
       if (event === 'message' && !this.#listening) {
         this.#listening = true;
@@ -148,7 +153,7 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     if (this.#pending.length === 0) {
       const done = writeMessage(this.#tx, src, off, len, 0);
       if (done === len) return true;
-      this.#checkTxFault();
+      if (this.#checkTxFault()) return false; // closed now ('close' has the error): nothing to queue
       const from = done < 0 ? 0 : done;
       this.#enqueue(src.slice(off + from, off + len), -from, len, from);
     } else {
@@ -180,7 +185,12 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
       return true;
     }
     // Fragmented: all or nothing, so only when the ring has room for every fragment and a padding record.
-    if (tx.freeBytes() < (tx.fragmentCount(len) + 1) * recordBytes(tx.maxPayload)) {
+    const need = len + FRAG_FIRST_PREFIX_BYTES + 16 * tx.fragmentCount(len) + recordBytes(tx.maxPayload);
+    if (need > tx.capacity) {
+      throw new KbypassError('ERR_KBYPASS_MESSAGE_TOO_LARGE', `a ${len}-byte message can never fit whole in a ` +
+        `${tx.capacity}-byte ring: use send(), which streams it in fragments, or a larger ringSize`);
+    }
+    if (tx.freeBytes() < need) {
       this.#checkTxFault();
       this.#awaitSpace(tx.maxPayload);
       return false;
@@ -197,6 +207,7 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   claim(length: number): Claim | null {
     this.#checkOpen();
     if (this.#claim.open) throw new KbypassError('ERR_KBYPASS_CLAIM_PENDING', 'a claim is still open: commit() or abort() it first');
+    if (typeof length !== 'number') throw invalidArgType('length', 'of type number', length);
     if (!Number.isInteger(length) || length < 0 || length > this.maxClaimSize) {
       throw outOfRange('length', `an integer from 0 to ${this.maxClaimSize} (maxClaimSize)`, length);
     }
@@ -221,12 +232,20 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   uncork(): void { this.#tx.uncork(); }
 
   /**
-   * Busy-poll receive: hand up to `limit` waiting messages to `handler(buffer, offset, length)` and return how
-   * many. The bytes are ring memory, valid only during the call: copy what you keep. Returns 0 when there is
-   * nothing, inside a handler, and after 'close' once what the peer sent before it left has been read.
+   * Busy-poll receive: hand up to `limit` (an integer >= 1, or Infinity; default 64) waiting messages to
+   * `handler(buffer, offset, length)` and return how many. The bytes are ring memory, valid only during the
+   * call: copy what you keep. Returns 0 when there is nothing, inside a handler, and after 'close' once what
+   * the peer sent before it left has been read. It also moves sends queued by send() into the ring, so a
+   * busy-poll loop needs no event-loop turn.
    */
   poll(handler: MessageHandler, limit = 64): number {
     if (typeof handler !== 'function') throw invalidArgType('handler', 'of type function', handler);
+    if (limit !== 64 && !(limit >= 1 && (Number.isInteger(limit) || limit === Infinity))) {
+      if (typeof limit !== 'number') throw invalidArgType('limit', 'of type number', limit);
+      throw outOfRange('limit', 'an integer >= 1, or Infinity', limit);
+    }
+    // A busy-poll loop may keep the event loop from running: move queued sends along here too.
+    if (this.#pending.length !== 0 && this.#state !== 'closed') this.#flush();
     if (!this.#rxReadable) return 0;
     const n = this.#rx.poll(handler, limit);
     if (n !== 0) { this.#emptyPolls = 0; return n; }
@@ -339,6 +358,8 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
 
   #checkRange(src: unknown, offset: number | undefined, length: number | undefined): [number, number] {
     if (!(src instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array or Buffer, or a string', src);
+    if (offset !== undefined && typeof offset !== 'number') throw invalidArgType('offset', 'of type number', offset);
+    if (length !== undefined && typeof length !== 'number') throw invalidArgType('length', 'of type number', length);
     const off = offset === undefined ? 0 : offset;
     if (!Number.isInteger(off) || off < 0 || off > src.length) throw outOfRange('offset', `an integer from 0 to ${src.length}`, offset);
     const len = length === undefined ? src.length - off : length;
@@ -370,7 +391,8 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   #awaitSpace(bytes: number): void {
     if (this.#needDrain) return;
     this.#needDrain = true;
-    if (this.#tx.parkForSpace(Math.min(bytes, this.#tx.maxPayload))) this.#scheduleFlush();
+    this.#awaitBytes = Math.min(bytes, this.#tx.maxPayload);
+    if (this.#tx.parkForSpace(this.#awaitBytes)) this.#scheduleFlush();
     else this.#armRecheck();
   }
 
@@ -383,10 +405,18 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     this.#recheck = setTimeout(() => {
       this.#recheck = null;
       if (this.#state === 'closed') return;
-      if ((this.#needDrain || this.#pending.length !== 0) && this.#tx.freeBytes() > 0) this.#flush();
+      // Only when there is room for what we wait for: else 'drain' would come while the ring is still full.
+      // (Still parked otherwise: the flag stays set and the consumer rings us.)
+      if ((this.#needDrain || this.#pending.length !== 0) && this.#tx.parkForSpace(this.#wantedBytes())) this.#flush();
       if (this.#active() && this.#rx.hasData()) this.#schedule();
     }, PARK_RECHECK_MS);
     this.#recheck.unref();
+  }
+
+  /** Payload bytes of the next record a flush must write: the head of the queue, else what a send awaited. */
+  #wantedBytes(): number {
+    const e = this.#pending[0];
+    return e === undefined ? this.#awaitBytes : Math.min(e.length - e.done + 8, this.#tx.maxPayload);
   }
 
   #scheduleFlush(): void {
@@ -555,6 +585,8 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     this.#socketFd = this.#ownBell = this.#peerBell = -1;
     this.#pending = [];
     this.#pendingBytes = 0;
+    debug('%s channel closed%s', this.#role, error ? `: ${(error as { code?: string }).code ?? ''} ${error.message}` : '');
+    if (channelClose.hasSubscribers) channelClose.publish({ channel: this, error });
     process.nextTick(() => this.emit('close', this.#closeError));
   }
 }

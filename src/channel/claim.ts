@@ -4,7 +4,7 @@
  * `abort()` it. Until then the channel accepts no other send. One Claim object per channel is reused, so the
  * hot path allocates nothing (`view` allocates a Uint8Array when first read).
  */
-import { KbypassError, outOfRange } from '../errors';
+import { KbypassError, invalidArgType, outOfRange } from '../errors';
 
 export interface ClaimOwner {
   commitClaim(length: number): void;
@@ -50,6 +50,7 @@ export class Claim {
   /** Send the claimed bytes (the first `length` of them, if given). */
   commit(length: number = this.#length): void {
     this.#check();
+    if (typeof length !== 'number') throw invalidArgType('length', 'of type number', length);
     if (!Number.isInteger(length) || length < 0 || length > this.#length) throw outOfRange('length', `an integer from 0 to ${this.#length}`, length);
     this.#open = false;
     this.#view = null;

@@ -66,7 +66,16 @@ export function connect(path: string, options?: ConnectOptions): Promise<Channel
       try {
         bell = n.eventfd();
         const hello = encodeHandshake({ kind: KIND_HELLO, capacity: opts.ringSize, maxMessage: opts.maxMessageSize, regionBytes: 0, errno: 0, pid: process.pid, code: '' });
-        if (n.sendFds(fd, hello, [bell]) !== hello.length) throw new SystemError('EAGAIN', -11, 'sendmsg', 'the handshake did not fit in the socket');
+        let sent: number;
+        try {
+          sent = n.sendFds(fd, hello, [bell]);
+        } catch (e) {
+          // The server may have answered (a REJECT) and hung up before our HELLO went out: read its answer.
+          const code = (e as { code?: string }).code;
+          if (code !== 'EPIPE' && code !== 'ECONNRESET') throw e;
+          sent = hello.length;
+        }
+        if (sent !== hello.length) throw new SystemError('EAGAIN', -11, 'sendmsg', 'the handshake did not fit in the socket');
       } catch (e) {
         fail(e);
         return;

@@ -53,13 +53,18 @@ export function readHandshake(fd: number, timeoutMs: number, what: string,
 
   const onReadable = (status: number): void => {
     if (settled) return;
-    if (status < 0) { finish(new SystemError('ECONNRESET', -104, 'recvmsg', `${what}: the socket failed (${status})`)); return; }
+    // status < 0 (libuv reports POLLERR as EBADF and stops the poll): the peer may have answered and then
+    // closed with our own message unread (a REJECT before reading HELLO), which resets the socket. What it sent
+    // is still queued ahead of the error, so read it first; the error shows once the queue is empty.
     try {
       while (got < HANDSHAKE_BYTES) {
         fdSlots.fill(-1);
         const r = n.recvFds(fd, buf.subarray(got), fdSlots);
         for (const f of fdSlots) if (f >= 0) fds.push(f);
-        if (r < 0) return; // EAGAIN: wait for more
+        if (r < 0) { // EAGAIN: wait for more, unless the poll has failed
+          if (status < 0) finish(new SystemError('ECONNRESET', -104, 'recvmsg', `${what}: the socket failed (${status})`));
+          return;
+        }
         if (r === 0) { finish(new SystemError('ECONNRESET', -104, 'recvmsg', `${what}: the peer closed the socket during the handshake`)); return; }
         got += r;
       }

@@ -10,7 +10,8 @@
  */
 import {
   CTRL_CONSUMER_WAITING, CTRL_HEAD, CTRL_PRODUCER_CLOSED, CTRL_PRODUCER_WAITING, FRAG_FIRST_PREFIX_BYTES,
-  PLAIN_PUBLISH, RING_CONTROL_BYTES, TYPE_DATA, TYPE_FRAG_FIRST, TYPE_FRAG_LAST, TYPE_FRAG_MIDDLE, TYPE_PAD,
+  PLAIN_PUBLISH, RING_CONTROL_BYTES, RING_SLACK_BYTES, TYPE_DATA, TYPE_FRAG_FIRST, TYPE_FRAG_LAST, TYPE_FRAG_MIDDLE,
+  TYPE_PAD,
 } from './layout';
 import type { Wake } from './producer';
 
@@ -67,10 +68,11 @@ export class RingConsumer {
    * as consumed and the exception propagates.
    */
   poll(handler: MessageHandler, limit: number): number {
-    if (this.#polling || this.#fault !== null) return 0;
+    if (this.#polling || this.#fault !== null || limit < 1) return 0;
     const i32 = this.#i32;
     const mask = this.#mask;
-    let head = this.#head;
+    const start = this.#head;
+    let head = start;
     // The one load a spinning caller repeats: an atomic load, so no compiler may hoist it out of their loop.
     let type = Atomics.load(i32, (head & mask) >> 2);
     if (type === 0) return 0;
@@ -81,9 +83,16 @@ export class RingConsumer {
       for (;;) {
         const pos = head & mask;
         const length = i32[(pos >> 2) + 1]!;
-        const rec = (length + 15) & ~7;
-        if (length < 0 || pos + rec > cap) {
+        // (Compared before rounding: `length + 15` would wrap to a negative int32 for lengths near 2^31.)
+        if (length < 0 || length > cap - pos - 8) {
           this.#corrupt(`record at ${pos} claims ${length} bytes; ${cap - pos} remain before the end of the ring`);
+          break;
+        }
+        const rec = (length + 15) & ~7;
+        // The producer is never more than capacity − slack bytes ahead of the head we published; records that
+        // run on further go round the ring (a loop that would never end) or were overwritten.
+        if (((head - start) >>> 0) + rec > cap - RING_SLACK_BYTES) {
+          this.#corrupt(`record at ${pos} runs past the ${cap - RING_SLACK_BYTES} bytes a producer can be ahead of the head`);
           break;
         }
         head = (head + rec) | 0;

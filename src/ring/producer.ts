@@ -177,6 +177,8 @@ export class RingProducer {
     // The consumer only moves its head forward, up to our tail, in 8-byte steps.
     if (used > this.capacity || (head & 7) !== 0) {
       this.#fault = `consumer head ${head >>> 0} is outside [tail − capacity, tail] (tail ${this.#tail >>> 0})`;
+      // Make the cached head say "full", so that every later reserve comes here and fails.
+      this.#headCache = (this.#tail - this.capacity) | 0;
       return false;
     }
     this.#headCache = head;

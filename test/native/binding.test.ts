@@ -344,6 +344,7 @@ describe('eventfd doorbells and watchers', () => {
       assert.equal(status, 0);
       events.push(ev);
       if (events.length === 1) n.watchUpdate(h, WATCH_READABLE); // an eventfd is always writable
+      if (ev & WATCH_READABLE) n.eventfdDrain(fd); // level-triggered: drain or it fires again
     });
     await waitFor(() => events.length === 1, 'writable');
     assert.equal(events[0], WATCH_WRITABLE);
@@ -352,7 +353,8 @@ describe('eventfd doorbells and watchers', () => {
     n.eventfdSignal(fd);
     await waitFor(() => events.length === 2, 'readable');
     assert.equal(events[1], WATCH_READABLE);
-    n.eventfdDrain(fd);
+    await sleep(20);
+    assert.equal(events.length, 2, 'drained: quiet again');
     n.watchStop(h);
   });
 
@@ -391,17 +393,24 @@ describe('eventfd doorbells and watchers', () => {
     (() => {
       weak = new WeakRef(n.watch(fd, WATCH_READABLE, () => { fired += 1; n.eventfdDrain(fd); }) as unknown as object);
     })();
+    await sleep(1);
     for (let i = 0; i < 3; i++) { gc(); await sleep(2); }
     n.eventfdSignal(fd);
     await waitFor(() => fired === 1, 'the unreferenced watcher');
-    const h = weak?.deref();
-    assert.ok(h, 'the active watcher kept its handle alive');
-    n.watchStop(h as unknown as WatchHandle);
-    for (let i = 0; i < 50 && weak?.deref() !== undefined; i++) {
+    (() => {
+      const h = weak?.deref(); // scoped: a live local would keep the handle reachable
+      assert.ok(h, 'the active watcher kept its handle alive');
+      n.watchStop(h as unknown as WatchHandle);
+    })();
+    // deref() pins its target until the current job ends, so never deref and gc() in the same job.
+    let collected = false;
+    for (let i = 0; i < 50 && !collected; i++) {
+      await sleep(1);
       gc();
-      await sleep(2);
+      await sleep(1);
+      collected = weak?.deref() === undefined;
     }
-    assert.equal(weak?.deref(), undefined, 'a stopped watcher is collectable');
+    assert.ok(collected, 'a stopped watcher is collectable');
     n.eventfdSignal(fd);
     await sleep(20);
     assert.equal(fired, 1);
@@ -429,9 +438,8 @@ describe('eventfd doorbells and watchers', () => {
     const w = new Worker(`
       const { native } = require(${JSON.stringify(bindingModule)});
       const n = native();
-      const fd = n.eventfd();
-      n.watch(fd, 1, () => {});
-      n.watch(fd, 2, () => {});
+      n.watch(n.eventfd(), 1, () => {});
+      n.watch(n.eventfd(), 2, () => {});   // writable at once: fires until the worker goes
       setTimeout(() => process.exit(0), 20);`, { eval: true });
     const code = await new Promise<number>((resolve, reject) => { w.on('exit', resolve); w.on('error', reject); });
     assert.equal(code, 0);
