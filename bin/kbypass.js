@@ -4,6 +4,7 @@ require('../dist/src/cli/main.js').main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err) => {
     process.stderr.write(`kbypass: ${err && err.message ? err.message : err}\n`);
-    process.exitCode = 1;
+    // Exit now: a failed run may hold channels or timers open.
+    process.exit(1);
   },
 );

@@ -58,7 +58,7 @@ export class Histogram {
   /** The value at percentile p (0–100): the smallest bucket with at least p% of samples at or below it. */
   percentile(p: number): number {
     if (this.#total === 0) return 0;
-    const want = Math.max(1, Math.ceil((p / 100) * this.#total));
+    const want = Math.max(1, Math.ceil((p * this.#total) / 100));
     let seen = 0;
     const c = this.#counts;
     for (let i = 0; i < c.length; i++) {

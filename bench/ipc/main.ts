@@ -4,7 +4,7 @@
  * (two C processes on shared memory; single-core memcpy) measured in the same run.
  */
 import * as fs from 'node:fs';
-import { idleCpu, jsClockCost, latencyFloor, latencyNet, latencyShm, memcpyFloor, throughputNet, throughputShm, FLOOR_BIN } from './runs';
+import { idleCpu, jsClockCost, killPeers, latencyFloor, latencyNet, latencyShm, memcpyFloor, throughputNet, throughputShm, FLOOR_BIN } from './runs';
 import { Histogram } from './histogram';
 
 export interface LatencyRow { transport: string; bytes: number; p50_ns: number; p99_ns: number; p999_ns: number }
@@ -41,6 +41,14 @@ export interface IpcReport extends IpcResult {
 }
 
 export async function runIpcBench(opts: IpcBenchOptions = {}): Promise<IpcReport> {
+  try {
+    return await run(opts);
+  } finally {
+    killPeers();
+  }
+}
+
+async function run(opts: IpcBenchOptions): Promise<IpcReport> {
   const quick = opts.quick === true;
   const sizes = opts.sizes ?? (quick ? QUICK_SIZES : FULL_SIZES);
   const out = opts.progress === undefined ? process.stderr : opts.progress;

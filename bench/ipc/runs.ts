@@ -32,8 +32,19 @@ export function jsClockCost(): number {
   return best;
 }
 
+const peers = new Set<ChildProcess>();
+
+/** Kill every peer process still running (a failed run must not leave a busy-polling child behind). */
+export function killPeers(): void {
+  for (const c of peers) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  peers.clear();
+}
+process.on('exit', killPeers);
+
 function spawnPeer(transport: Transport, kind: Kind, address: string, bytes: number): ChildProcess {
   const child = spawn(process.execPath, [PEER, ...encodeArgs({ transport, kind, address, bytes })], { stdio: ['ignore', 'ignore', 'inherit'] });
+  peers.add(child);
+  child.once('exit', () => peers.delete(child));
   return child;
 }
 

@@ -5,7 +5,7 @@ import {
   TYPE_PAD, recordBytes,
 } from './layout';
 import type { ConsumerFault } from './consumer';
-import { Prng, advanceTo, drain, inBounds, makeRing, messageBytes, put, putRecord, putU32, type RingFixture } from './test-helpers';
+import { Prng, advanceTo, drain, inBounds, makeRing, messageBytes, put, putRecord, putU32, type RingFixture } from './ring-fixtures';
 
 const CAP = 4096;
 

@@ -64,8 +64,8 @@ export class RingConsumer {
 
   /**
    * Hand up to `limit` messages to `handler`. Returns how many were handed over (0 when the ring is empty,
-   * stopped, or when called from inside a handler). A handler that throws ends the batch; its record counts
-   * as consumed and the exception propagates.
+   * stopped, when called from inside a handler, or when `limit` is below 1). A handler that throws ends the
+   * batch; its record counts as consumed and the exception propagates.
    */
   poll(handler: MessageHandler, limit: number): number {
     if (this.#polling || this.#fault !== null || limit < 1) return 0;

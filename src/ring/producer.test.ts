@@ -4,7 +4,7 @@ import {
   CTRL_CONSUMER_WAITING, CTRL_HEAD, CTRL_PRODUCER_CLOSED, CTRL_PRODUCER_WAITING, RING_SLACK_BYTES, TYPE_DATA,
   TYPE_PAD, recordBytes,
 } from './layout';
-import { advanceTo, drain, makeRing, messageBytes, put, type RingFixture } from './test-helpers';
+import { advanceTo, drain, makeRing, messageBytes, put, type RingFixture } from './ring-fixtures';
 
 const CAP = 4096;
 

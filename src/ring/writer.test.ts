@@ -5,7 +5,7 @@ import {
   regionBytes,
 } from './layout';
 import { copyBytes, writeMessage } from './writer';
-import { Prng, drain, inBounds, makeRing, messageBytes, put, type RingFixture } from './test-helpers';
+import { Prng, drain, inBounds, makeRing, messageBytes, put, type RingFixture } from './ring-fixtures';
 
 const CAP = 4096;
 const MAX = CAP / 4 - 8; // maxPayload of a 4096-byte ring
@@ -15,7 +15,7 @@ function send(f: RingFixture, src: Uint8Array, offset: number, length: number): 
   const got: Uint8Array[] = [];
   let done = 0;
   for (let rounds = 0; ; rounds++) {
-    assert.ok(rounds < 10_000, 'progress');
+    assert.ok(rounds < 100_000, 'progress');
     const d = writeMessage(f.producer, src, offset, length, done);
     if (d !== -1) {
       assert.ok(d <= length && (d > done || length === 0), `progress: ${done} → ${d} of ${length}`);
@@ -75,6 +75,25 @@ test('the record sequence: DATA up to maxPayload, else FIRST (with the total) / 
     }
     assert.deepEqual(drain(f.consumer), [msg]);
   }
+});
+
+test('a message of more than 2^24 bytes: every byte of the u32 total counts', () => {
+  const len = 0x01020305; // no byte of it zero
+  const f = makeRing(CAP, len);
+  const msg = messageBytes(0, len);
+  let done = writeMessage(f.producer, msg, 0, len, 0);
+  assert.equal(new DataView(f.buffer, f.bytes.byteOffset).getUint32(8, true), len, 'FRAG_FIRST total, little-endian');
+  const got: Uint8Array[] = [];
+  while (done < len) {
+    got.push(...drain(f.consumer));
+    const d = writeMessage(f.producer, msg, 0, len, done);
+    assert.ok(d > done);
+    done = d;
+  }
+  got.push(...drain(f.consumer));
+  assert.equal(got.length, 1);
+  assert.equal(got[0]!.length, len);
+  assert.ok(Buffer.compare(got[0]!, msg) === 0, 'byte-exact');
 });
 
 test('writeMessage writes the range [offset, offset + length) of its source', () => {

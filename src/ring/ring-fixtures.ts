@@ -113,9 +113,7 @@ export function advanceTo(f: RingFixture, pos: number): void {
   assert.equal(f.producer.freeBytes(), f.capacity - 8, 'the ring is empty');
   while ((f.ctrl[CTRL_HEAD]! & (f.capacity - 1)) !== pos) {
     const left = (pos - f.ctrl[CTRL_HEAD]!) & (f.capacity - 1);
-    put(f, TYPE_DATA, new Uint8Array(Math.min(left, recordBytesMax(f)) - 8));
+    put(f, TYPE_DATA, new Uint8Array(Math.min(left, f.producer.maxPayload + 8) - 8));
     drain(f.consumer);
   }
 }
-
-function recordBytesMax(f: RingFixture): number { return f.producer.maxPayload + 8; }
