@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { listen, type Channel } from '../../src/index';
 import { Histogram } from './histogram';
-import { BENCH_RING_SIZE, encodeArgs, type Kind, type Transport } from './protocol';
+import { BENCH_RING_SIZE, encodeArgs, ringSizeFor, type Kind, type Transport } from './protocol';
+import { DEFAULT_RING_SIZE } from '../../src/channel/options';
 
 const execFileP = promisify(execFile);
 const PEER = path.join(__dirname, 'peer.js');
@@ -76,39 +77,42 @@ async function shmPair(transport: Transport, kind: Kind, bytes: number): Promise
 export async function latencyShm(transport: 'shm-poll' | 'shm-event', bytes: number, iterations: number, warmup: number, clockNs: number): Promise<Histogram> {
   const { ch, close } = await shmPair(transport, 'latency', bytes);
   const payload = new Uint8Array(bytes).fill(0x5a);
-  const h = new Histogram();
+  // Timestamps go into a preallocated array (as the C floor does); the histogram is filled afterwards, off the
+  // round trip's critical path.
+  const stamps = new Float64Array(iterations + 1);
   if (transport === 'shm-poll') {
     let got = false;
     const onReply = (_b: Uint8Array, _o: number, l: number) => { got = l === bytes; };
-    let last = performance.now();
     for (let i = -warmup; i < iterations; i++) {
+      if (i === 0) stamps[0] = performance.now();
       if (!ch.trySend(payload)) throw new Error('ring full in a ping-pong');
       got = false;
       while (!got) {
         if (ch.poll(onReply, 1) === 0 && ch.closed) throw new Error('peer went away');
       }
-      const now = performance.now();
-      if (i >= 0) h.record((now - last) * 1e6 - clockNs);
-      last = now;
+      if (i >= 0) stamps[i + 1] = performance.now();
     }
   } else {
     await new Promise<void>((resolve, reject) => {
       let i = -warmup;
-      let last = 0;
       ch.on('close', (e) => reject(e ?? new Error('closed early')));
       ch.on('message', () => {
-        const now = performance.now();
-        if (i >= 0) h.record((now - last) * 1e6 - clockNs);
-        last = now;
-        if (++i < iterations) ch.send(payload);
-        else resolve();
+        if (i >= 0) stamps[i + 1] = performance.now();
+        if (++i < iterations) {
+          if (i === 0) stamps[0] = performance.now();
+          ch.send(payload);
+        } else {
+          resolve();
+        }
       });
-      last = performance.now();
+      if (warmup === 0) stamps[0] = performance.now();
       ch.send(payload);
     });
     ch.removeAllListeners('message');
     ch.removeAllListeners('close');
   }
+  const h = new Histogram();
+  for (let i = 1; i <= iterations; i++) h.record((stamps[i]! - stamps[i - 1]!) * 1e6 - clockNs);
   while (!ch.trySend(new Uint8Array(0)));
   await close();
   return h;
@@ -155,14 +159,15 @@ export async function throughputShm(transport: 'shm-poll' | 'shm-event', bytes: 
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
   if (transport === 'shm-poll') {
-    // Batched commits: a corked burst is published with one store; busy until the deadline.
+    // Batched commits: a corked burst of 256 appears at once (one commit store, at most one wake-up); busy until
+    // the deadline.
     for (;;) {
       ch.cork();
       let k = 0;
-      for (; k < 64; k++) if (!ch.trySend(payload)) break;
+      for (; k < 256; k++) if (!ch.trySend(payload)) break;
       ch.uncork();
       sent += k;
-      if ((sent & 1023) < 64 && performance.now() >= deadline) break;
+      if ((sent & 4095) < 256 && performance.now() >= deadline) break;
     }
     while (!ch.trySend(new Uint8Array(0)));
     let count = -1;
@@ -217,25 +222,28 @@ async function netPair(transport: 'tcp' | 'unix', kind: Kind, bytes: number): Pr
 export async function latencyNet(transport: 'tcp' | 'unix', bytes: number, iterations: number, warmup: number, clockNs: number): Promise<Histogram> {
   const { sock, done, cleanup } = await netPair(transport, 'latency', bytes);
   const payload = Buffer.alloc(bytes, 0x5a);
-  const h = new Histogram();
+  const stamps = new Float64Array(iterations + 1);
   await new Promise<void>((resolve, reject) => {
     let i = -warmup;
     let got = 0;
-    let last = 0;
     sock.on('error', reject);
     sock.on('data', (d: Buffer) => {
       got += d.length;
       if (got < bytes) return;
       got -= bytes;
-      const now = performance.now();
-      if (i >= 0) h.record((now - last) * 1e6 - clockNs);
-      last = now;
-      if (++i < iterations) sock.write(payload);
-      else resolve();
+      if (i >= 0) stamps[i + 1] = performance.now();
+      if (++i < iterations) {
+        if (i === 0) stamps[0] = performance.now();
+        sock.write(payload);
+      } else {
+        resolve();
+      }
     });
-    last = performance.now();
+    if (warmup === 0) stamps[0] = performance.now();
     sock.write(payload);
   });
+  const h = new Histogram();
+  for (let i = 1; i <= iterations; i++) h.record((stamps[i]! - stamps[i - 1]!) * 1e6 - clockNs);
   sock.end();
   await withTimeout(done, 10_000, 'peer exit');
   cleanup();
@@ -293,9 +301,9 @@ export async function latencyFloor(bytes: number, iterations: number, warmup: nu
   }
 }
 
-/** Single-core memcpy bandwidth for blocks of `bytes`, cycling through a span as large as the bench's rings. */
+/** Single-core memcpy bandwidth: a hot `bytes`-sized block copied along a span as large as that size's ring. */
 export async function memcpyFloor(bytes: number, seconds: number): Promise<number> {
-  const { stdout } = await execFileP(FLOOR_BIN, ['memcpy', '--bytes', String(bytes), '--span', String(Math.max(BENCH_RING_SIZE, bytes)), '--seconds', String(seconds)], { timeout: 60_000 });
+  const { stdout } = await execFileP(FLOOR_BIN, ['memcpy', '--bytes', String(bytes), '--span', String(Math.max(ringSizeFor(bytes) || DEFAULT_RING_SIZE, bytes)), '--seconds', String(seconds)], { timeout: 60_000 });
   const info = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { bytes_per_sec?: number };
   if (typeof info.bytes_per_sec !== 'number') throw new Error(`kbypass-floor memcpy printed ${stdout}`);
   return info.bytes_per_sec;

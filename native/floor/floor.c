@@ -9,8 +9,9 @@
  *       stdout: {"clock_ns": <mean cost of one clock_gettime>, "iterations": I}
  *
  *   kbypass-floor memcpy --bytes N --span S --seconds T
- *       Single thread: copy N-byte blocks from consecutive offsets of an S-byte source to an S-byte destination
- *       (wrapping at S) for about T seconds. stdout: {"bytes": N, "span": S, "bytes_per_sec": X}
+ *       Single thread: copy one N-byte source block (hot in cache, as a sender's buffer is) to consecutive
+ *       offsets of an S-byte destination (wrapping at S, as a ring does) for about T seconds.
+ *       stdout: {"bytes": N, "span": S, "bytes_per_sec": X}
  *
  * Bad arguments: usage on stderr, exit 2. Runtime failures: message on stderr, exit 1.
  *
@@ -233,9 +234,11 @@ static int cmd_memcpy(int argc, char **argv) {
   }
   if (!have_bytes || !have_span || !have_seconds || span < bytes) usage();
 
-  unsigned char *src = malloc(span), *dst = malloc(span);
+  /* As a sender does: one message-sized source block (the application's buffer, hot in cache) copied into
+   * consecutive places of a destination as large as the ring, wrapping at its end. */
+  unsigned char *src = malloc(bytes), *dst = malloc(span);
   if (src == NULL || dst == NULL) die("malloc");
-  memset(src, 0x5a, span); /* touch both so page faults are not timed */
+  memset(src, 0x5a, bytes); /* touch both so page faults are not timed */
   memset(dst, 0xa5, span);
 
   /* Read the clock about every MiB copied, so its cost stays negligible for small blocks. */
@@ -246,7 +249,7 @@ static int cmd_memcpy(int argc, char **argv) {
   uint64_t t = t0;
   for (;;) {
     for (uint64_t k = 0; k < per_check; k++) {
-      memcpy(dst + off, src + off, bytes);
+      memcpy(dst + off, src, bytes);
       __asm__ volatile("" : : "r"(dst) : "memory"); /* the stores must happen */
       off += bytes;
       if (off + bytes > span) off = 0;

@@ -15,7 +15,7 @@ import { native, WATCH_DISCONNECT, WATCH_READABLE, type NativeBinding, type Watc
 import { RingConsumer, type MessageHandler } from '../ring/consumer';
 import { RingProducer } from '../ring/producer';
 import { FRAG_FIRST_PREFIX_BYTES, PARK_RECHECK_MS, recordBytes, TYPE_DATA } from '../ring/layout';
-import { copyBytes, writeMessage } from '../ring/writer';
+import { writeMessage } from '../ring/writer';
 import { Claim, type ClaimOwner } from './claim';
 import { channelClose, channelOpen, debug } from '../diagnostics';
 import type { PeerCredentials, ResolvedChannelOptions } from './options';
@@ -178,11 +178,10 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     if (this.#pending.length !== 0) return false;
     const tx = this.#tx;
     if (len <= tx.maxPayload) {
-      const at = tx.reserve(len);
-      if (at < 0) { this.#checkTxFault(); this.#awaitSpace(len); return false; }
-      copyBytes(tx, at, data, off, len);
-      tx.commit(TYPE_DATA, len);
-      return true;
+      if (tx.offer(TYPE_DATA, data, off, len)) return true;
+      this.#checkTxFault();
+      this.#awaitSpace(len);
+      return false;
     }
     // Fragmented: all or nothing, so only when the ring has room for every fragment and a padding record.
     const need = len + FRAG_FIRST_PREFIX_BYTES + 16 * tx.fragmentCount(len) + recordBytes(tx.maxPayload);
@@ -240,9 +239,9 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
    */
   poll(handler: MessageHandler, limit = 64): number {
     if (typeof handler !== 'function') throw invalidArgType('handler', 'of type function', handler);
-    if (limit !== 64 && !(limit >= 1 && (Number.isInteger(limit) || limit === Infinity))) {
+    if (!(limit >= 1 && (limit === (limit | 0) || limit === Infinity))) {
       if (typeof limit !== 'number') throw invalidArgType('limit', 'of type number', limit);
-      throw outOfRange('limit', 'an integer >= 1, or Infinity', limit);
+      if (!Number.isInteger(limit) || limit < 1) throw outOfRange('limit', 'an integer >= 1, or Infinity', limit);
     }
     // A busy-poll loop may keep the event loop from running: move queued sends along here too.
     if (this.#pending.length !== 0 && this.#state !== 'closed') this.#flush();

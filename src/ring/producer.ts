@@ -87,6 +87,45 @@ export class RingProducer {
     return pos + RECORD_HEADER_BYTES;
   }
 
+  /**
+   * Reserve, copy and commit one DATA record of `src[offset, offset + length)` (length ≤ maxPayload) in one go:
+   * the send fast path. Returns false, writing nothing, when there is no room yet.
+   */
+  offer(type: number, src: Uint8Array, offset: number, length: number): boolean {
+    const rec = (length + 15) & ~7;
+    let tail = this.#tail;
+    let pos = tail & this.#mask;
+    const toEnd = this.capacity - pos;
+    const need = (toEnd < rec ? rec + toEnd : rec) + RING_SLACK_BYTES;
+    if (((tail - this.#headCache) >>> 0) + need > this.capacity && !this.#refreshHead(need)) return false;
+    if (toEnd < rec) {
+      this.#write(pos, TYPE_PAD, toEnd - RECORD_HEADER_BYTES, 0);
+      tail = (tail + toEnd) | 0;
+      pos = 0;
+    }
+    this.copyIn(pos + RECORD_HEADER_BYTES, src, offset, length);
+    this.#write(pos, type, length, (pos + rec) & this.#mask);
+    this.#tail = (tail + rec) | 0;
+    if (this.#corked === 0) this.#wakeIfParked();
+    return true;
+  }
+
+  /**
+   * Copy `length` bytes of `src` from `offset` into the ring at `at`, without allocating: a whole array is
+   * copied as is, and a message forwarded from the other ring of the same region (`sibling`) moves with
+   * copyWithin. (No `.buffer` or `.byteOffset` here: each costs 10–15 ns in V8 11.)
+   */
+  copyIn(at: number, src: Uint8Array, offset: number, length: number): void {
+    if (offset === 0 && length === src.length) {
+      this.bytes.set(src, at);
+    } else if (src === this.sibling) {
+      const from = this.siblingOffset + offset;
+      this.region.copyWithin(this.bytesOffset + at, from, from + length);
+    } else {
+      this.bytes.set(src.subarray(offset, offset + length), at);
+    }
+  }
+
   /** Commit the record reserved last (its payload written). Visible at once unless corked. */
   commit(type: number, payload: number): void {
     const tail = this.#tail;
