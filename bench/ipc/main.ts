@@ -4,7 +4,7 @@
  * (two C processes on shared memory; single-core memcpy) measured in the same run.
  */
 import * as fs from 'node:fs';
-import { idleCpu, jsClockCost, killPeers, latencyFloor, latencyNet, latencyShm, memcpyFloor, throughputNet, throughputShm, FLOOR_BIN } from './runs';
+import { idleCpu, jsClockCost, killPeers, latencyFloor, latencyJsFloor, latencyNet, latencyShm, memcpyFloor, throughputNet, throughputShm, FLOOR_BIN } from './runs';
 import { Histogram } from './histogram';
 
 export interface LatencyRow { transport: string; bytes: number; p50_ns: number; p99_ns: number; p999_ns: number }
@@ -35,6 +35,8 @@ function row(transport: string, bytes: number, h: Histogram): LatencyRow {
 }
 
 export interface IpcReport extends IpcResult {
+  /** The bare JavaScript ping-pong over shared memory (terminal report only; not part of the JSON shape). */
+  jsFloor: LatencyRow[];
   clock: { js_ns: number; c_ns: number };
   /** CPU used by each side of an idle event-driven channel, percent of one core. */
   idle: { parentPct: number; peerPct: number };
@@ -55,7 +57,7 @@ async function run(opts: IpcBenchOptions): Promise<IpcReport> {
   if (!fs.existsSync(FLOOR_BIN)) throw new Error(`the C floor program is not built (${FLOOR_BIN}): run \`npm rebuild kbypass\``);
   const tty = out !== null && (out as NodeJS.WriteStream).isTTY === true;
   const rounds0 = quick ? 2 : 4;
-  const steps = sizes.length * (3 * rounds0 + 7) + 1;
+  const steps = sizes.length * (4 * rounds0 + 7) + 1;
   let step = 0;
   const started = Date.now();
   const progress = (what: string) => {
@@ -66,6 +68,7 @@ async function run(opts: IpcBenchOptions): Promise<IpcReport> {
   };
   const seconds = quick ? 0.25 : 1;
   const latency: LatencyRow[] = [];
+  const jsFloor: LatencyRow[] = [];
   const throughput: ThroughputRow[] = [];
   const jsClock = jsClockCost();
   let cClock = 0;
@@ -77,19 +80,22 @@ async function run(opts: IpcBenchOptions): Promise<IpcReport> {
     const warm = (n: number) => Math.max(200, Math.floor(n / 10));
     // The shared-memory transports and their C floor are measured in interleaved rounds, so that all three see
     // the same machine (on a VM the two vCPUs can land on nearer or farther cores from one second to the next).
-    const hist = { 'c-floor': new Histogram(), 'shm-poll': new Histogram(), 'shm-event': new Histogram() };
+    const hist = { 'c-floor': new Histogram(), 'js-floor': new Histogram(), 'shm-poll': new Histogram(), 'shm-event': new Histogram() };
     const per = Math.ceil(fast / rounds);
     for (let r = 1; r <= rounds; r++) {
       progress(`latency c-floor ${bytes} B (round ${r}/${rounds})`);
       const floor = await latencyFloor(bytes, per, warm(per));
       cClock = floor.clockNs;
       hist['c-floor'].add(floor.h);
+      progress(`latency js-floor ${bytes} B (round ${r}/${rounds})`);
+      hist['js-floor'].add(await latencyJsFloor(bytes, per, warm(per), jsClock));
       for (const t of ['shm-poll', 'shm-event'] as const) {
         progress(`latency ${t} ${bytes} B (round ${r}/${rounds})`);
         hist[t].add(await latencyShm(t, bytes, per, warm(per), jsClock));
       }
     }
     for (const t of ['c-floor', 'shm-poll', 'shm-event'] as const) latency.push(row(t, bytes, hist[t]));
+    jsFloor.push(row('js-floor', bytes, hist['js-floor']));
     for (const t of ['tcp', 'unix'] as const) {
       progress(`latency ${t} ${bytes} B`);
       latency.push(row(t, bytes, await latencyNet(t, bytes, slow, warm(slow), jsClock)));
@@ -107,7 +113,7 @@ async function run(opts: IpcBenchOptions): Promise<IpcReport> {
   progress('idle channel CPU');
   const idle = await idleCpu(quick ? 1 : 2);
   if (out && tty) out.write('\r\x1b[K');
-  return { latency, throughput, clock: { js_ns: jsClock, c_ns: cClock }, idle };
+  return { latency, throughput, jsFloor, clock: { js_ns: jsClock, c_ns: cClock }, idle };
 }
 
 const us = (ns: number) => (ns / 1000).toFixed(ns < 10_000 ? 3 : 1);
@@ -125,7 +131,8 @@ function table(head: string[], rows: string[][]): string {
 export function formatIpcReport(r: IpcReport): string {
   const lat = (t: string, b: number) => r.latency.find((x) => x.transport === t && x.bytes === b);
   const thr = (t: string, b: number) => r.throughput.find((x) => x.transport === t && x.bytes === b);
-  const lrows = r.latency.map((x) => [x.transport, size(x.bytes), us(x.p50_ns), us(x.p99_ns), us(x.p999_ns),
+  const shown = r.latency.flatMap((x) => (x.transport === 'c-floor' ? [x, ...r.jsFloor.filter((j) => j.bytes === x.bytes)] : [x]));
+  const lrows = shown.map((x) => [x.transport, size(x.bytes), us(x.p50_ns), us(x.p99_ns), us(x.p999_ns),
     ratio(x.p50_ns / (lat('c-floor', x.bytes)?.p50_ns ?? NaN)), ratio((lat('unix', x.bytes)?.p50_ns ?? NaN) / x.p50_ns), ratio((lat('tcp', x.bytes)?.p50_ns ?? NaN) / x.p50_ns)]);
   const trows = r.throughput.map((x) => [x.transport, size(x.bytes), `${rate(x.msgs_per_sec)}msg/s`, `${rate(x.bytes_per_sec)}B/s`,
     x.transport === 'memcpy' ? '-' : `${((100 * x.bytes_per_sec) / (thr('memcpy', x.bytes)?.bytes_per_sec ?? NaN)).toFixed(1)}%`,
@@ -140,7 +147,11 @@ export function formatIpcReport(r: IpcReport): string {
   ];
   const bars: string[] = [];
   const p = lat('shm-poll', 64); const c = lat('c-floor', 64); const e = lat('shm-event', 64); const u = lat('unix', 64);
-  if (p && c) bars.push(`shm-poll 64 B p50 ÷ c-floor p50 = ${(p.p50_ns / c.p50_ns).toFixed(2)} (bar ≤ 1.3) ${p.p50_ns <= 1.3 * c.p50_ns ? 'ok' : 'MISSED'}`);
+  const j = r.jsFloor.find((x) => x.bytes === 64);
+  if (p && c) {
+    bars.push(`shm-poll 64 B p50 ÷ c-floor p50 = ${(p.p50_ns / c.p50_ns).toFixed(2)} (bar ≤ 1.3) ${p.p50_ns <= 1.3 * c.p50_ns ? 'ok' : 'MISSED'}` +
+      (j ? `   [js-floor ÷ c-floor = ${(j.p50_ns / c.p50_ns).toFixed(2)}; shm-poll ÷ js-floor = ${(p.p50_ns / j.p50_ns).toFixed(2)}]` : ''));
+  }
   if (e && u) bars.push(`shm-event 64 B p50 ÷ unix p50 = ${(e.p50_ns / u.p50_ns).toFixed(3)} (bar ≤ 0.333) ${e.p50_ns * 3 <= u.p50_ns ? 'ok' : 'MISSED'}`);
   const s64 = thr('shm-poll', 64);
   if (s64) bars.push(`shm-poll 64 B streaming = ${rate(s64.msgs_per_sec)}msg/s (bar ≥ 10 M) ${s64.msgs_per_sec >= 10e6 ? 'ok' : 'MISSED'}`);

@@ -5,7 +5,17 @@
  *   (shm) or a half-close (node:net); the child answers with the count it received (8 bytes, float64) and the
  *   parent's clock stops there.
  */
-export type Transport = 'shm-poll' | 'shm-event' | 'tcp' | 'unix';
+export type Transport = 'shm-poll' | 'shm-event' | 'tcp' | 'unix' | 'js-floor';
+
+/**
+ * The JS floor's slots (a region passed to the child as fd 3): the least JavaScript can do per round trip —
+ * copy the payload with TypedArray.set, store a sequence number, spin on the other's with Atomics.load. No
+ * framing, no checks, no API: what V8 itself costs over shared memory, next to the C floor.
+ *   +0 i32 ping sequence   +64 ping payload (bytes)   +P i32 pong sequence   +P+64 pong payload
+ * where P = 64 + bytes rounded up to 64.
+ */
+export const jsFloorPong = (bytes: number): number => 64 + Math.ceil(bytes / 64) * 64;
+export const jsFloorBytes = (bytes: number): number => 2 * jsFloorPong(bytes);
 export type Kind = 'latency' | 'throughput';
 
 export interface PeerArgs {

@@ -11,7 +11,9 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { listen, type Channel } from '../../src/index';
 import { Histogram } from './histogram';
-import { BENCH_RING_SIZE, encodeArgs, ringSizeFor, type Kind, type Transport } from './protocol';
+import { BENCH_RING_SIZE, encodeArgs, jsFloorBytes, jsFloorPong, ringSizeFor, type Kind, type Transport } from './protocol';
+import { createRegion } from '../../src/memory/region';
+import { native } from '../../src/native/binding';
 import { DEFAULT_RING_SIZE } from '../../src/channel/options';
 
 const execFileP = promisify(execFile);
@@ -42,8 +44,9 @@ export function killPeers(): void {
 }
 process.on('exit', killPeers);
 
-function spawnPeer(transport: Transport, kind: Kind, address: string, bytes: number): ChildProcess {
-  const child = spawn(process.execPath, [PEER, ...encodeArgs({ transport, kind, address, bytes })], { stdio: ['ignore', 'ignore', 'inherit'] });
+function spawnPeer(transport: Transport, kind: Kind, address: string, bytes: number, fd = -1): ChildProcess {
+  const stdio: Array<'ignore' | 'inherit' | number> = fd >= 0 ? ['ignore', 'ignore', 'inherit', fd] : ['ignore', 'ignore', 'inherit'];
+  const child = spawn(process.execPath, [PEER, ...encodeArgs({ transport, kind, address, bytes })], { stdio });
   peers.add(child);
   child.once('exit', () => peers.delete(child));
   return child;
@@ -80,6 +83,7 @@ export async function latencyShm(transport: 'shm-poll' | 'shm-event', bytes: num
   // Timestamps go into a preallocated array (as the C floor does); the histogram is filled afterwards, off the
   // round trip's critical path.
   const stamps = new Float64Array(iterations + 1);
+  const hardStop = performance.now() + 5 * 60_000;
   if (transport === 'shm-poll') {
     let got = false;
     const onReply = (_b: Uint8Array, _o: number, l: number) => { got = l === bytes; };
@@ -87,8 +91,8 @@ export async function latencyShm(transport: 'shm-poll' | 'shm-event', bytes: num
       if (i === 0) stamps[0] = performance.now();
       if (!ch.trySend(payload)) throw new Error('ring full in a ping-pong');
       got = false;
-      while (!got) {
-        if (ch.poll(onReply, 1) === 0 && ch.closed) throw new Error('peer went away');
+      for (let spins = 0; !got; spins++) {
+        if (ch.poll(onReply, 1) === 0 && ((spins & 0xfffff) === 0xfffff && (ch.closed || performance.now() > hardStop))) throw new Error('peer went away');
       }
       if (i >= 0) stamps[i + 1] = performance.now();
     }
@@ -113,8 +117,39 @@ export async function latencyShm(transport: 'shm-poll' | 'shm-event', bytes: num
   }
   const h = new Histogram();
   for (let i = 1; i <= iterations; i++) h.record((stamps[i]! - stamps[i - 1]!) * 1e6 - clockNs);
-  while (!ch.trySend(new Uint8Array(0)));
+  while (!ch.trySend(new Uint8Array(0))) if (ch.closed || performance.now() > hardStop) throw new Error('peer stopped reading');
   await close();
+  return h;
+}
+
+/** The JS floor (protocol.ts): the bare JavaScript ping-pong over a mapped region, timed like everything else. */
+export async function latencyJsFloor(bytes: number, iterations: number, warmup: number, clockNs: number): Promise<Histogram> {
+  const region = createRegion(jsFloorBytes(bytes), { populate: true, name: 'kbypass-bench' });
+  const child = spawnPeer('js-floor', 'latency', '-', bytes, region.fd);
+  native().close(region.fd);
+  const i32 = new Int32Array(region.buffer);
+  const u8 = new Uint8Array(region.buffer);
+  const pongSeq = jsFloorPong(bytes) >> 2;
+  const payload = new Uint8Array(bytes).fill(0x5a);
+  const stamps = new Float64Array(iterations + 1);
+  const hardStop = performance.now() + 5 * 60_000;
+  try {
+    for (let i = 1 - warmup; i <= iterations; i++) {
+      const seq = i + warmup; // 1, 2, 3, …
+      if (i === 1) stamps[0] = performance.now();
+      u8.set(payload, 64);
+      i32[0] = seq;
+      for (let spins = 0; Atomics.load(i32, pongSeq) !== seq; spins++) {
+        if ((spins & 0xfffff) === 0xfffff && (child.exitCode !== null || performance.now() > hardStop)) throw new Error('js-floor peer went away');
+      }
+      if (i >= 1) stamps[i] = performance.now();
+    }
+  } finally {
+    Atomics.store(i32, 0, -1); // tells the peer to stop
+  }
+  if (child.exitCode === null) await withTimeout(once(child, 'exit'), 10_000, 'peer exit');
+  const h = new Histogram();
+  for (let i = 1; i <= iterations; i++) h.record((stamps[i]! - stamps[i - 1]!) * 1e6 - clockNs);
   return h;
 }
 
@@ -146,7 +181,7 @@ export async function idleCpu(seconds: number): Promise<{ parentPct: number; pee
   const parentPct = (100 * (cpuMs(process.pid) - p0)) / wall;
   const peerPct = (100 * (cpuMs(child.pid!) - c0)) / wall;
   ch.removeAllListeners('message');
-  while (!ch.trySend(new Uint8Array(0)));
+  ch.send(new Uint8Array(0));
   await close();
   return { parentPct, peerPct };
 }
@@ -161,19 +196,20 @@ export async function throughputShm(transport: 'shm-poll' | 'shm-event', bytes: 
   if (transport === 'shm-poll') {
     // Batched commits: a corked burst of 256 appears at once (one commit store, at most one wake-up); busy until
     // the deadline.
-    for (;;) {
+    const hardStop = deadline + 30_000; // bounded even if the peer stops reading
+    for (let bursts = 0; ; bursts++) {
       ch.cork();
       let k = 0;
       for (; k < 256; k++) if (!ch.trySend(payload)) break;
       ch.uncork();
       sent += k;
-      if ((sent & 4095) < 256 && performance.now() >= deadline) break;
+      if ((k < 256 || (bursts & 15) === 0) && performance.now() >= deadline) break;
     }
-    while (!ch.trySend(new Uint8Array(0)));
+    while (!ch.trySend(new Uint8Array(0))) if (ch.closed || performance.now() > hardStop) throw new Error('peer stopped reading');
     let count = -1;
     while (count < 0) {
       ch.poll((b, o) => { count = new DataView(b.buffer, b.byteOffset + o, 8).getFloat64(0, true); }, 1);
-      if (ch.closed) throw new Error('peer went away');
+      if (ch.closed || performance.now() > hardStop) throw new Error('peer went away');
     }
     if (count !== sent) throw new Error(`receiver counted ${count} of ${sent} messages`);
   } else {
