@@ -40,25 +40,39 @@ static int make_addr(const char *name, size_t len, int abstract, struct sockaddr
   return 0;
 }
 
+/* Read the (name, abstract) arguments, build the address and open a non-blocking stream socket. Returns the
+ * fd, or -1 with a JS exception pending (`syscall` names the call an address error is reported against). */
+static int open_socket(napi_env env, napi_value name_arg, napi_value abstract_arg, const char *syscall,
+                       struct sockaddr_un *addr, socklen_t *addrlen, bool *abstract) {
+  char *name = NULL;
+  size_t len = 0;
+  if (!kb_arg_bool(env, abstract_arg, "abstract", abstract) || !kb_arg_string(env, name_arg, "name", &name, &len)) {
+    return -1;
+  }
+  int err = make_addr(name, len, *abstract, addr, addrlen);
+  free(name);
+  if (err != 0) {
+    kb_throw_errno(env, err, syscall);
+    return -1;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) kb_throw_errno(env, errno, "socket");
+  return fd;
+}
+
 napi_value kb_unix_listen(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   bool abstract;
   int32_t mode, backlog;
-  char *name = NULL;
-  size_t len = 0;
-  if (!kb_args(env, info, 4, argv) || !kb_arg_bool(env, argv[1], "abstract", &abstract) ||
-      !kb_arg_int32(env, argv[2], "mode", &mode) || !kb_arg_int32(env, argv[3], "backlog", &backlog) ||
-      !kb_arg_string(env, argv[0], "name", &name, &len)) {
+  if (!kb_args(env, info, 4, argv) || !kb_arg_int32(env, argv[2], "mode", &mode) ||
+      !kb_arg_int32(env, argv[3], "backlog", &backlog)) {
     return NULL;
   }
   struct sockaddr_un addr;
   socklen_t addrlen = 0;
-  int err = make_addr(name, len, abstract, &addr, &addrlen);
-  free(name);
-  if (err != 0) return kb_throw_errno(env, err, "bind");
-
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return kb_throw_errno(env, errno, "socket");
+  int err;
+  int fd = open_socket(env, argv[0], argv[1], "bind", &addr, &addrlen, &abstract);
+  if (fd < 0) return NULL;
   if (bind(fd, (struct sockaddr *)&addr, addrlen) != 0) {
     err = errno;
     close(fd);
@@ -95,20 +109,12 @@ napi_value kb_unix_accept(napi_env env, napi_callback_info info) {
 napi_value kb_unix_connect(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   bool abstract;
-  char *name = NULL;
-  size_t len = 0;
-  if (!kb_args(env, info, 2, argv) || !kb_arg_bool(env, argv[1], "abstract", &abstract) ||
-      !kb_arg_string(env, argv[0], "name", &name, &len)) {
-    return NULL;
-  }
+  if (!kb_args(env, info, 2, argv)) return NULL;
   struct sockaddr_un addr;
   socklen_t addrlen = 0;
-  int err = make_addr(name, len, abstract, &addr, &addrlen);
-  free(name);
-  if (err != 0) return kb_throw_errno(env, err, "connect");
-
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return kb_throw_errno(env, errno, "socket");
+  int err;
+  int fd = open_socket(env, argv[0], argv[1], "connect", &addr, &addrlen, &abstract);
+  if (fd < 0) return NULL;
   int rc;
   do {
     rc = connect(fd, (struct sockaddr *)&addr, addrlen);

@@ -186,6 +186,26 @@ export async function idleCpu(seconds: number): Promise<{ parentPct: number; pee
   return { parentPct, peerPct };
 }
 
+/**
+ * Write with `write` (bursts of `burst` between clock reads) until the deadline, waiting for 'drain' whenever it
+ * says the data was queued. Resolves with the number of writes.
+ */
+function pumpUntil(deadline: number, burst: number, write: () => boolean, drains: NodeJS.EventEmitter): Promise<number> {
+  let sent = 0;
+  return new Promise((resolve) => {
+    const go = (): void => {
+      while (performance.now() < deadline) {
+        for (let k = 0; k < burst; k++) {
+          sent++;
+          if (!write()) { drains.once('drain', go); return; }
+        }
+      }
+      resolve(sent);
+    };
+    go();
+  });
+}
+
 /** Streaming throughput over a kbypass channel. Returns messages and seconds. */
 export async function throughputShm(transport: 'shm-poll' | 'shm-event', bytes: number, seconds: number): Promise<{ msgs: number; secs: number }> {
   const { ch, close } = await shmPair(transport, 'throughput', bytes);
@@ -213,18 +233,7 @@ export async function throughputShm(transport: 'shm-poll' | 'shm-event', bytes: 
     }
     if (count !== sent) throw new Error(`receiver counted ${count} of ${sent} messages`);
   } else {
-    await new Promise<void>((resolve) => {
-      const pump = () => {
-        while (performance.now() < deadline) {
-          for (let k = 0; k < 64; k++) {
-            sent++;
-            if (!ch.send(payload)) { ch.once('drain', pump); return; }
-          }
-        }
-        resolve();
-      };
-      pump();
-    });
+    sent = await pumpUntil(deadline, 64, () => ch.send(payload), ch);
     ch.send(new Uint8Array(0));
     const [ack] = (await withTimeout(once(ch, 'message'), 30_000, 'throughput ack')) as [Uint8Array];
     const count = new DataView(ack.buffer, ack.byteOffset, 8).getFloat64(0, true);
@@ -299,18 +308,7 @@ export async function throughputNet(transport: 'tcp' | 'unix', bytes: number, se
     sock.on('end', () => resolve(Buffer.concat(parts).readDoubleLE(0)));
     sock.on('error', reject);
   });
-  await new Promise<void>((resolve) => {
-    const pump = () => {
-      while (performance.now() < deadline) {
-        for (let k = 0; k < 16; k++) {
-          sent++;
-          if (!sock.write(payload)) { sock.once('drain', pump); return; }
-        }
-      }
-      resolve();
-    };
-    pump();
-  });
+  sent = await pumpUntil(deadline, 16, () => sock.write(payload), sock);
   sock.end();
   const received = await withTimeout(ack, 30_000, 'throughput ack');
   const secs = (performance.now() - t0) / 1000;
