@@ -18,6 +18,8 @@ export interface Server {
   on(event: 'channel', listener: (channel: Channel) => void): this;
   on(event: 'listening' | 'close', listener: () => void): this;
   on(event: 'error', listener: (error: Error) => void): this;
+  /** A client's set-up failed on this side (e.g. ENOMEM creating its region); the client was refused. */
+  on(event: 'clientError', listener: (error: Error) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'channel', listener: (channel: Channel) => void): this;
   once(event: 'listening' | 'close', listener: () => void): this;
@@ -197,7 +199,11 @@ export class Server extends EventEmitter implements AsyncIterable<Channel> {
       closeAll([peerBell, bell, region?.fd ?? -1]);
       const code = (e as { code?: string }).code ?? 'EIO';
       this.#reject(fd, code.startsWith('E') ? code : 'EIO', (e as { errno?: number }).errno ?? -5);
-      this.emit('error', e instanceof Error ? e : new KbypassError('ERR_KBYPASS_HANDSHAKE', String(e)));
+      // One client's failed set-up (it was told, with REJECT) must not take the server down: like
+      // http.Server's 'clientError', it is reported only to whoever listens for it.
+      if (this.listenerCount('clientError') > 0) {
+        this.emit('clientError', e instanceof Error ? e : new KbypassError('ERR_KBYPASS_HANDSHAKE', String(e)));
+      }
       return;
     }
     closeAll([region.fd]);
