@@ -86,6 +86,8 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   #recheck: NodeJS.Timeout | null = null;
   #closeError: Error | undefined;
   #refed = true;
+  /** Both sides closed in order while a paused listener still had messages to take (see #finish). */
+  #finishDeferred = false;
 
   /** @internal Channels come from connect() and listen(). */
   constructor(init: ChannelInit) {
@@ -104,7 +106,12 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     this.#tx.setSibling(this.#rx.bytes);
     this.#claim = new Claim(this, this.#tx.bytes);
     this.#bellWatch = this.#n.watch(this.#ownBell, WATCH_READABLE, () => this.#onDoorbell());
-    this.#sockWatch = this.#n.watch(this.#socketFd, WATCH_READABLE | WATCH_DISCONNECT, (status) => this.#onSocket(status));
+    try {
+      this.#sockWatch = this.#n.watch(this.#socketFd, WATCH_READABLE | WATCH_DISCONNECT, (status) => this.#onSocket(status));
+    } catch (e) {
+      this.#n.watchStop(this.#bellWatch); // the caller closes the fds: no watcher may be left on them
+      throw e;
+    }
     debug('%s channel open: peer pid %d uid %d, ring %d bytes', init.role, init.peer.pid, init.peer.uid, init.capacity);
     if (channelOpen.hasSubscribers) channelOpen.publish({ channel: this, role: init.role, peer: init.peer, ringSize: init.capacity });
     this.on('newListener', (event) => {
@@ -117,6 +124,7 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
       if (event === 'message' && this.listenerCount('message') === 0) {
         this.#listening = false;
         this.#rx.unpark();
+        if (this.#finishDeferred && this.#state !== 'closed') this.#finish();
       }
     });
   }
@@ -265,13 +273,15 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   get isPaused(): boolean { return this.#paused; }
 
   /**
-   * Orderly close: what was sent (including queued sends) is delivered, the peer is told, and the returned
+   * Orderly close: what was sent (including queued sends) is delivered (an open claim is aborted), the peer is
+   * told, and the returned
    * promise resolves on 'close' — when both sides have closed, or when close fails (closeTimeout, peer gone).
    */
   close(): Promise<void> {
     if (this.#state === 'closed') return Promise.resolve();
     const done = new Promise<void>((resolve) => this.once('close', () => resolve()));
     if (this.#state === 'open') {
+      if (this.#claim.open) this.#claim.abort(); // nothing may follow the closed flag
       this.#state = 'closing';
       if (this.#opts.closeTimeout > 0) {
         this.#closeTimer = setTimeout(() => {
@@ -285,7 +295,7 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     return done;
   }
 
-  /** Abortive close: nothing more is sent or received; the peer sees the channel go away. */
+  /** Abortive close: nothing more is sent or received (an open claim is dropped); the peer sees the channel go away. */
   destroy(error?: Error): void {
     if (this.#state === 'closed') return;
     this.#teardown(error, false);
@@ -463,6 +473,15 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   #run = (): void => {
     this.#immediate = null;
     if (!this.#active()) return;
+    try {
+      this.#spin();
+    } catch (e) {
+      this.#schedule(); // a listener threw: keep delivering on the next turn, then let the exception go on
+      throw e;
+    }
+  };
+
+  #spin(): void {
     const rx = this.#rx;
     const spinMs = this.#opts.spinMicros / 1000;
     rx.unpark();
@@ -481,7 +500,7 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     }
     this.#idleSince = idleSince;
     this.#yieldOrPark();
-  };
+  }
 
   #yieldOrPark(): void {
     const now = performance.now();
@@ -497,7 +516,13 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   #yieldTurn = (): void => {
     this.#immediate = null;
     if (!this.#active()) return;
-    const n = this.#rx.poll(this.#dispatch, EVENT_BATCH);
+    let n: number;
+    try {
+      n = this.#rx.poll(this.#dispatch, EVENT_BATCH);
+    } catch (e) {
+      this.#schedule();
+      throw e;
+    }
     if (this.#rx.fault !== null) { this.#onFault(); return; }
     if (n !== 0) { this.#run(); return; }
     if (this.#rx.producerClosed() && !this.#rx.hasData()) { this.#onPeerClosed(); return; }
@@ -511,7 +536,10 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   #onDoorbell(): void {
     if (this.#state === 'closed') return;
     this.#n.eventfdDrain(this.#ownBell);
-    if (this.#pending.length !== 0 || this.#needDrain || (this.#state === 'closing' && !this.#txClosed)) this.#flush();
+    // The doorbell also rings for incoming data: with nothing queued, 'drain' only once there is room for
+    // what the failed trySend / claim waited for (else 'drain' would come while the ring is still full).
+    if (this.#pending.length !== 0 || (this.#state === 'closing' && !this.#txClosed) ||
+        (this.#needDrain && this.#tx.parkForSpace(this.#awaitBytes))) this.#flush();
     if (this.closed) return;
     if (this.#active()) { this.#run(); return; }
     if (this.#rx.producerClosed()) this.#onPeerClosed();
@@ -519,7 +547,11 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
 
   #onSocket(status: number): void {
     if (this.#state === 'closed') return;
-    if (status >= 0 && this.#n.peerAlive(this.#socketFd)) {
+    let alive = false;
+    try {
+      alive = status >= 0 && this.#n.peerAlive(this.#socketFd);
+    } catch { /* an unexpected socket error: the peer is as good as gone */ }
+    if (alive) {
       // Nothing is expected on the socket after the handshake: read and drop it (closing any fds).
       const scratch = new Uint8Array(256);
       const fds = new Int32Array(8);
@@ -554,6 +586,13 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   /** Both sides closed in order. */
   #finish(): void {
     if (this.#active()) while (this.#rx.poll(this.#dispatch, Infinity) !== 0);
+    // A paused 'message' listener (an async iterator holding back) has not been handed everything yet: 'close'
+    // waits for resume() (or for the listener to go). The peer closed in order, so its socket's EOF is expected.
+    if (this.#listening && this.#paused && this.#rx.hasData()) {
+      this.#finishDeferred = true;
+      if (this.#sockWatch) { this.#n.watchStop(this.#sockWatch); this.#sockWatch = null; }
+      return;
+    }
     this.#teardown(undefined, true);
   }
 

@@ -89,7 +89,7 @@ export function connect(path: string, options?: ConnectOptions): Promise<Channel
           fail(new SystemError(m.code || 'ECONNREFUSED', m.errno, 'connect', `connect ${name.display}: the server refused (${m.code || m.errno})`));
           return;
         }
-        const memfd = fds[0] ?? -1;
+        let memfd = fds[0] ?? -1;
         const peerBell = fds[1] ?? -1;
         closeAll(fds.slice(2));
         try {
@@ -101,6 +101,7 @@ export function connect(path: string, options?: ConnectOptions): Promise<Channel
           if ('reason' in hdr) throw new KbypassError('ERR_KBYPASS_HANDSHAKE', `connect ${name.display}: shared region rejected: ${hdr.reason}`);
           if (hdr.capacity !== m.capacity || m.maxMessage < 1) throw new KbypassError('ERR_KBYPASS_HANDSHAKE', `connect ${name.display}: the answer does not match the region`);
           closeAll([memfd]);
+          memfd = -1; // closed: never close its number again below (it may be reused meanwhile)
           const [pid, uid, gid] = n.peerCred(fd);
           const channel = new Channel({
             role: 'client', buffer: region.buffer, txOffset: ringOffset(hdr.capacity, 1), rxOffset: ringOffset(hdr.capacity, 0),

@@ -27,6 +27,9 @@ export interface Server {
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
+/** How long the server stops accepting after accept(2) fails (e.g. EMFILE). */
+const ACCEPT_BACKOFF_MS = 100;
+
 export class Server extends EventEmitter implements AsyncIterable<Channel> {
   readonly #n: NativeBinding;
   readonly #name: SocketName;
@@ -128,12 +131,26 @@ export class Server extends EventEmitter implements AsyncIterable<Channel> {
       try {
         fd = this.#n.unixAccept(this.#fd);
       } catch (e) {
-        this.emit('error', e);
+        // EMFILE, ENFILE, ENOMEM…: the pending client stays queued, so the socket stays readable. Pause
+        // accepting for a moment instead of spinning, and report it to whoever listens (never an unhandled
+        // 'error' that would take the process down).
+        if (this.listenerCount('error') > 0) this.emit('error', e);
+        this.#backOff();
         return;
       }
       if (fd < 0) return;
       this.#greet(fd);
     }
+  }
+
+  #backOff(): void {
+    if (!this.#watch) return;
+    this.#n.watchStop(this.#watch);
+    this.#watch = null;
+    const t = setTimeout(() => {
+      if (!this.#closed && this.#fd >= 0) this.#watch = this.#n.watch(this.#fd, WATCH_READABLE, () => this.#accept());
+    }, ACCEPT_BACKOFF_MS);
+    t.unref();
   }
 
   #authorized(peer: PeerCredentials): boolean {
@@ -208,10 +225,17 @@ export class Server extends EventEmitter implements AsyncIterable<Channel> {
     }
     closeAll([region.fd]);
     region.fd = -1;
-    const channel = new Channel({
-      role: 'server', buffer: region.buffer, txOffset: ringOffset(capacity, 0), rxOffset: ringOffset(capacity, 1),
-      capacity, socketFd: fd, ownDoorbell: bell, peerDoorbell: peerBell, peer, peerMaxMessage: peerMax, options: this.#opts,
-    });
+    let channel: Channel;
+    try {
+      channel = new Channel({
+        role: 'server', buffer: region.buffer, txOffset: ringOffset(capacity, 0), rxOffset: ringOffset(capacity, 1),
+        capacity, socketFd: fd, ownDoorbell: bell, peerDoorbell: peerBell, peer, peerMaxMessage: peerMax, options: this.#opts,
+      });
+    } catch (e) {
+      closeAll([fd, bell, peerBell]);
+      if (this.listenerCount('clientError') > 0) this.emit('clientError', e);
+      return;
+    }
     this.#channels.add(channel);
     channel.once('close', () => this.#channels.delete(channel));
     this.emit('channel', channel);
