@@ -52,6 +52,13 @@ function spawnPeer(transport: Transport, kind: Kind, address: string, bytes: num
   return child;
 }
 
+/** Round trips from consecutive timestamps (ms), each less the cost of one clock read (ns). */
+function histogramOf(stamps: Float64Array, clockNs: number): Histogram {
+  const h = new Histogram();
+  for (let i = 1; i < stamps.length; i++) h.record((stamps[i]! - stamps[i - 1]!) * 1e6 - clockNs);
+  return h;
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout;
   return Promise.race([
@@ -115,8 +122,7 @@ export async function latencyShm(transport: 'shm-poll' | 'shm-event', bytes: num
     ch.removeAllListeners('message');
     ch.removeAllListeners('close');
   }
-  const h = new Histogram();
-  for (let i = 1; i <= iterations; i++) h.record((stamps[i]! - stamps[i - 1]!) * 1e6 - clockNs);
+  const h = histogramOf(stamps, clockNs);
   while (!ch.trySend(new Uint8Array(0))) if (ch.closed || performance.now() > hardStop) throw new Error('peer stopped reading');
   await close();
   return h;
@@ -148,9 +154,7 @@ export async function latencyJsFloor(bytes: number, iterations: number, warmup: 
     Atomics.store(i32, 0, -1); // tells the peer to stop
   }
   if (child.exitCode === null) await withTimeout(once(child, 'exit'), 10_000, 'peer exit');
-  const h = new Histogram();
-  for (let i = 1; i <= iterations; i++) h.record((stamps[i]! - stamps[i - 1]!) * 1e6 - clockNs);
-  return h;
+  return histogramOf(stamps, clockNs);
 }
 
 /** CPU time (user + system, ms) a process has used, from /proc/PID/stat. */
@@ -287,8 +291,7 @@ export async function latencyNet(transport: 'tcp' | 'unix', bytes: number, itera
     if (warmup === 0) stamps[0] = performance.now();
     sock.write(payload);
   });
-  const h = new Histogram();
-  for (let i = 1; i <= iterations; i++) h.record((stamps[i]! - stamps[i - 1]!) * 1e6 - clockNs);
+  const h = histogramOf(stamps, clockNs);
   sock.end();
   await withTimeout(done, 10_000, 'peer exit');
   cleanup();

@@ -156,7 +156,10 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
    */
   send(data: Uint8Array | string, offset?: number, length?: number): boolean {
     const src = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    const [off, len] = this.#checkRange(src, offset, length);
+    if (!(src instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array or Buffer, or a string', data);
+    const off = offset === undefined ? 0 : offset;
+    const len = length === undefined ? src.length - off : length;
+    if (!(off >= 0 && len >= 0 && off + len <= src.length && Number.isInteger(off) && Number.isInteger(len))) this.#checkRange(src, offset, length);
     this.#checkSend(len);
     if (this.#pending.length === 0) {
       const done = writeMessage(this.#tx, src, off, len, 0);
@@ -365,15 +368,14 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
 
   // ---- internals -------------------------------------------------------------------------------------------
 
-  #checkRange(src: unknown, offset: number | undefined, length: number | undefined): [number, number] {
-    if (!(src instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array or Buffer, or a string', src);
+  /** Throws the precise error for an offset/length pair that the inline fast check rejected. */
+  #checkRange(src: Uint8Array, offset: number | undefined, length: number | undefined): void {
     if (offset !== undefined && typeof offset !== 'number') throw invalidArgType('offset', 'of type number', offset);
     if (length !== undefined && typeof length !== 'number') throw invalidArgType('length', 'of type number', length);
     const off = offset === undefined ? 0 : offset;
     if (!Number.isInteger(off) || off < 0 || off > src.length) throw outOfRange('offset', `an integer from 0 to ${src.length}`, offset);
     const len = length === undefined ? src.length - off : length;
     if (!Number.isInteger(len) || len < 0 || len > src.length - off) throw outOfRange('length', `an integer from 0 to ${src.length - off}`, length);
-    return [off, len];
   }
 
   /** Throws if a message of `len` bytes cannot be sent at all (closed, claim open, too large). */

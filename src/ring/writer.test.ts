@@ -4,7 +4,7 @@ import {
   CTRL_HEAD, FRAG_FIRST_PREFIX_BYTES, TYPE_DATA, TYPE_FRAG_FIRST, TYPE_FRAG_LAST, TYPE_FRAG_MIDDLE, recordBytes,
   regionBytes,
 } from './layout';
-import { copyBytes, writeMessage } from './writer';
+import { writeMessage } from './writer';
 import { Prng, drain, inBounds, makeRing, messageBytes, put, type RingFixture } from './ring-fixtures';
 
 const CAP = 4096;
@@ -213,19 +213,19 @@ test('a message larger than the consumer accepts faults it with ERR_KBYPASS_MESS
   assert.match(g.consumer.fault?.reason ?? '', /101-byte message/);
 });
 
-// ---- copyBytes ----------------------------------------------------------------------------------------------
+// ---- RingProducer.copyIn ----------------------------------------------------------------------------------------------
 
-/** copyBytes into a ring filled with 0xee; checks the bytes landed at [at, at + expect.length) and nowhere else. */
+/** copyIn into a ring filled with 0xee; checks the bytes landed at [at, at + expect.length) and nowhere else. */
 function checkCopy(f: RingFixture, at: number, src: Uint8Array, srcOffset: number, length: number, expect: Uint8Array): void {
   f.bytes.fill(0xee);
-  copyBytes(f.producer, at, src, srcOffset, length);
+  f.producer.copyIn(at, src, srcOffset, length);
   assert.deepEqual(f.bytes.subarray(at, at + length), expect);
   for (let i = 0; i < f.capacity; i++) {
     if ((i < at || i >= at + length) && f.bytes[i] !== 0xee) assert.fail(`byte ${i} written (copy to [${at}, +${length}))`);
   }
 }
 
-test('copyBytes: a whole array, a subrange, views and pooled Buffers', () => {
+test('copyIn: a whole array, a subrange, views and pooled Buffers', () => {
   const f = makeRing(CAP);
   const src = messageBytes(5, 1000);
   checkCopy(f, 8, src, 0, 1000, src);
@@ -243,7 +243,7 @@ test('copyBytes: a whole array, a subrange, views and pooled Buffers', () => {
   checkCopy(f, 64, pooled, 2, 6, new TextEncoder().encode('Buffer'));
 });
 
-test('copyBytes: forwarding from the sibling ring (setSibling) copies the right bytes', () => {
+test('copyIn: forwarding from the sibling ring (setSibling) copies the right bytes', () => {
   const buffer = new ArrayBuffer(regionBytes(CAP));
   const out = makeRing(CAP, 1 << 16, 0, buffer); // ring 0: we forward into it
   const inn = makeRing(CAP, 1 << 16, 1, buffer); // ring 1: messages arrive here

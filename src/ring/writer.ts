@@ -6,11 +6,6 @@
 import { FRAG_FIRST_PREFIX_BYTES, TYPE_DATA, TYPE_FRAG_FIRST, TYPE_FRAG_LAST, TYPE_FRAG_MIDDLE } from './layout';
 import type { RingProducer } from './producer';
 
-/** Copy into the producer's ring (see RingProducer.copyIn). */
-export function copyBytes(p: RingProducer, at: number, src: Uint8Array, srcOffset: number, length: number): void {
-  p.copyIn(at, src, srcOffset, length);
-}
-
 /**
  * Write as much of the message `src[offset, offset + length)` as fits, starting `done` bytes into it.
  * Returns the new `done`: `length` when the whole message is committed; -1 if nothing at all could be written
@@ -29,7 +24,7 @@ export function writeMessage(p: RingProducer, src: Uint8Array, offset: number, l
       const b = p.bytes;
       b[at] = length & 0xff; b[at + 1] = (length >>> 8) & 0xff; b[at + 2] = (length >>> 16) & 0xff; b[at + 3] = length >>> 24;
       b[at + 4] = 0; b[at + 5] = 0; b[at + 6] = 0; b[at + 7] = 0;
-      copyBytes(p, at + FRAG_FIRST_PREFIX_BYTES, src, offset, part);
+      p.copyIn(at + FRAG_FIRST_PREFIX_BYTES, src, offset, part);
       p.commit(TYPE_FRAG_FIRST, max);
       done = part;
     }
@@ -37,7 +32,7 @@ export function writeMessage(p: RingProducer, src: Uint8Array, offset: number, l
       const part = Math.min(max, length - done);
       const at = p.reserve(part);
       if (at < 0) break;
-      copyBytes(p, at, src, offset + done, part);
+      p.copyIn(at, src, offset + done, part);
       done += part;
       p.commit(done === length ? TYPE_FRAG_LAST : TYPE_FRAG_MIDDLE, part);
     }
