@@ -1,0 +1,2 @@
+/** kbypass/cm: the connection manager (rdma_cm's model) for kbypass/verbs. */
+export { listen, connect, initQp, CmListener, CmConnection, ConnectRequest, CmError, CM_UDP_QKEY, type CmConnectionOptions, type CmListenOptions } from './cm';

@@ -1,0 +1,143 @@
+/**
+ * A completion queue in shared memory (layout.ts, part 1): many producers — this process's send queues and the
+ * peers' requesters posting receive completions — and one consumer, the owner polling it. No allocation and no
+ * system call per completion; the caller rings the CQ's channel only when push() says the CQ was armed.
+ */
+import { KbypassError } from '../../errors';
+import type { WorkCompletion } from '../types';
+import {
+  CQE_BYTE_LEN, CQE_BYTES, CQE_F64_WR_ID, CQE_IMM, CQE_OPCODE, CQE_QP_NUM, CQE_SEQ, CQE_SOLICITED, CQE_SRC_QP,
+  CQE_STATUS, CQE_VENDOR_ERR, CQE_WC_FLAGS, CQ_ARM_NEXT, CQ_FLAG_OVERRUN, CQ_HEADER_BYTES, CQ_I_ARMED,
+  CQ_I_CAPACITY, CQ_I_EVENTS, CQ_I_FLAGS, CQ_I_HEAD, CQ_I_MAGIC, CQ_I_TAIL, CQ_I_VERSION, CQ_MAGIC, LAYOUT_VERSION, cqRegionBytes,
+} from './layout';
+
+/** push() results. */
+export const PUSHED = 0;
+export const PUSHED_NOTIFY = 1;
+export const OVERRUN = -1;
+
+export class CqRing {
+  readonly capacity: number;
+  readonly #i32: Int32Array;
+  readonly #f64: Float64Array;
+  readonly #mask: number;
+  /** The consumer's head (only the owner polls). */
+  #head = 0;
+
+  private constructor(buffer: ArrayBuffer, capacity: number) {
+    this.capacity = capacity;
+    this.#mask = capacity - 1;
+    this.#i32 = new Int32Array(buffer, 0, cqRegionBytes(capacity) >> 2);
+    this.#f64 = new Float64Array(buffer, 0, cqRegionBytes(capacity) >> 3);
+  }
+
+  /** Lay out a new CQ of `capacity` entries (a power of two) in zeroed memory. */
+  static init(buffer: ArrayBuffer, capacity: number): CqRing {
+    const i32 = new Int32Array(buffer, 0, CQ_HEADER_BYTES >> 2);
+    i32[CQ_I_VERSION] = LAYOUT_VERSION | (CQE_BYTES << 16);
+    i32[CQ_I_CAPACITY] = capacity;
+    Atomics.store(i32, CQ_I_MAGIC, CQ_MAGIC);
+    return new CqRing(buffer, capacity);
+  }
+
+  /** Attach to a peer's CQ, checking its header against the region's size. */
+  static attach(buffer: ArrayBuffer): CqRing {
+    if (buffer.byteLength < CQ_HEADER_BYTES) throw layoutError('CQ region smaller than its header');
+    const i32 = new Int32Array(buffer, 0, CQ_HEADER_BYTES >> 2);
+    if (Atomics.load(i32, CQ_I_MAGIC) !== CQ_MAGIC) throw layoutError('not a kbypass CQ (bad magic)');
+    if ((i32[CQ_I_VERSION]! & 0xffff) !== LAYOUT_VERSION || i32[CQ_I_VERSION]! >>> 16 !== CQE_BYTES) {
+      throw layoutError(`CQ layout version ${i32[CQ_I_VERSION]! & 0xffff}, this side speaks ${LAYOUT_VERSION}`);
+    }
+    const cap = i32[CQ_I_CAPACITY]!;
+    if (cap <= 0 || (cap & (cap - 1)) !== 0 || cqRegionBytes(cap) > buffer.byteLength) throw layoutError(`bad CQ capacity ${cap}`);
+    return new CqRing(buffer, cap);
+  }
+
+  /** True once a producer found the CQ full (IBV_EVENT_CQ_ERR). */
+  get overrun(): boolean { return (Atomics.load(this.#i32, CQ_I_FLAGS) & CQ_FLAG_OVERRUN) !== 0; }
+
+  /**
+   * Producer: add one completion. Returns PUSHED, PUSHED_NOTIFY (the CQ was armed for it: ring its channel), or
+   * OVERRUN (the CQ is full; nothing written, the overrun flag set).
+   */
+  push(status: number, opcode: number, byteLen: number, wrId: number, imm: number, qpNum: number, srcQp: number,
+    wcFlags: number, solicited: boolean): number {
+    const i32 = this.#i32;
+    let t: number;
+    for (;;) {
+      t = Atomics.load(i32, CQ_I_TAIL);
+      if (((t - Atomics.load(i32, CQ_I_HEAD)) >>> 0) >= this.capacity) {
+        Atomics.or(i32, CQ_I_FLAGS, CQ_FLAG_OVERRUN);
+        return OVERRUN;
+      }
+      if (Atomics.compareExchange(i32, CQ_I_TAIL, t, (t + 1) | 0) === t) break;
+    }
+    const base = (CQ_HEADER_BYTES + (t & this.#mask) * CQE_BYTES) >> 2;
+    i32[base + CQE_STATUS] = status;
+    i32[base + CQE_OPCODE] = opcode;
+    i32[base + CQE_BYTE_LEN] = byteLen;
+    this.#f64[(base >> 1) + CQE_F64_WR_ID] = wrId;
+    i32[base + CQE_IMM] = imm;
+    i32[base + CQE_QP_NUM] = qpNum;
+    i32[base + CQE_SRC_QP] = srcQp;
+    i32[base + CQE_WC_FLAGS] = wcFlags;
+    i32[base + CQE_VENDOR_ERR] = 0;
+    i32[base + CQE_SOLICITED] = solicited ? 1 : 0;
+    Atomics.store(i32, base + CQE_SEQ, (t + 1) | 0);
+    const armed = i32[CQ_I_ARMED]!;
+    if (armed !== 0 && (armed === CQ_ARM_NEXT || solicited) &&
+        Atomics.compareExchange(i32, CQ_I_ARMED, armed, 0) === armed) {
+      Atomics.add(i32, CQ_I_EVENTS, 1);
+      return PUSHED_NOTIFY;
+    }
+    return PUSHED;
+  }
+
+  /** Consumer: fill up to `max` of `out` with completions, oldest first; returns how many. */
+  poll(max: number, out: WorkCompletion[]): number {
+    const i32 = this.#i32;
+    const f64 = this.#f64;
+    let h = this.#head;
+    let n = 0;
+    while (n < max) {
+      const base = (CQ_HEADER_BYTES + (h & this.#mask) * CQE_BYTES) >> 2;
+      if (Atomics.load(i32, base + CQE_SEQ) !== ((h + 1) | 0)) break;
+      const wc = out[n]!;
+      wc.status = i32[base + CQE_STATUS]!;
+      wc.opcode = i32[base + CQE_OPCODE]!;
+      wc.byteLen = i32[base + CQE_BYTE_LEN]! >>> 0;
+      wc.wrId = f64[(base >> 1) + CQE_F64_WR_ID]!;
+      wc.immData = i32[base + CQE_IMM]! >>> 0;
+      wc.qpNum = i32[base + CQE_QP_NUM]! >>> 0;
+      wc.srcQp = i32[base + CQE_SRC_QP]! >>> 0;
+      wc.wcFlags = i32[base + CQE_WC_FLAGS]!;
+      wc.vendorErr = i32[base + CQE_VENDOR_ERR]!;
+      h = (h + 1) | 0;
+      n++;
+    }
+    if (n !== 0) {
+      this.#head = h;
+      Atomics.store(i32, CQ_I_HEAD, h);
+    }
+    return n;
+  }
+
+  /** Completions waiting (committed or being written). */
+  get depth(): number { return (Atomics.load(this.#i32, CQ_I_TAIL) - this.#head) >>> 0; }
+
+  /** True if the next completion is committed. */
+  ready(): boolean {
+    const base = (CQ_HEADER_BYTES + (this.#head & this.#mask) * CQE_BYTES) >> 2;
+    return Atomics.load(this.#i32, base + CQE_SEQ) === ((this.#head + 1) | 0);
+  }
+
+  /** Notifications sent so far (the channel reports each once). */
+  get events(): number { return Atomics.load(this.#i32, CQ_I_EVENTS); }
+
+  /** Arm: the next completion (or the next solicited one) makes push() return PUSHED_NOTIFY. */
+  arm(mode: number): void { Atomics.store(this.#i32, CQ_I_ARMED, mode); }
+}
+
+export function layoutError(message: string): KbypassError {
+  return new KbypassError('ERR_KBYPASS_LAYOUT', message);
+}

@@ -1,0 +1,253 @@
+/**
+ * The requester: what shm0's "hardware" does for one send work request. It runs in the posting process, against
+ * the peer's memory mapped at connection time — the target's CPU takes no part. Every remote access is checked
+ * against the peer's published MR table (key, bounds, access) and the peer QP's access flags; every local SGE
+ * against our own MRs. It returns the completion status for the requester, or RNR when the target had no
+ * receive posted (the caller retries per rnr_retry).
+ */
+import { Access, QpState, QpType, WcFlags, WcOpcode, WcStatus, WrOpcode } from '../constants';
+import type { SendWr, Sge } from '../types';
+import { PUSHED_NOTIFY } from './cq-ring';
+import { offsetOfIova } from './layout';
+import { MrRef } from './mr-table';
+import { RecvWqe } from './rq-ring';
+import type { RemoteQp } from './remote';
+import type { ShmPd } from './pd';
+
+/** execute() result: the target had no receive WQE (Receiver Not Ready). */
+export const RNR = -1;
+const MAX_SEGS = 64;
+
+/** A list of byte ranges: (bytes, offset, length) triples in parallel arrays. */
+class Segs {
+  n = 0;
+  total = 0;
+  readonly bytes: Array<Uint8Array | undefined> = new Array(MAX_SEGS).fill(undefined);
+  readonly off = new Float64Array(MAX_SEGS);
+  readonly len = new Float64Array(MAX_SEGS);
+  reset(): void { this.n = 0; this.total = 0; }
+  add(b: Uint8Array, o: number, l: number): void {
+    const i = this.n++;
+    this.bytes[i] = b; this.off[i] = o; this.len[i] = l; this.total += l;
+  }
+}
+
+function copy(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
+  if (n <= 64) {
+    for (let i = 0; i < n; i++) dst[d + i] = src[s + i]!;
+  } else {
+    dst.set(src.subarray(s, s + n), d);
+  }
+}
+
+/** Move src's bytes into dst's ranges in order (dst.total ≥ src.total). */
+function scatter(dst: Segs, src: Segs): void {
+  if (src.n === 1 && dst.n >= 1 && dst.len[0]! >= src.len[0]!) {
+    copy(dst.bytes[0]!, dst.off[0]!, src.bytes[0]!, src.off[0]!, src.len[0]!);
+    return;
+  }
+  let di = 0;
+  let dOff = 0;
+  for (let si = 0; si < src.n; si++) {
+    let sOff = 0;
+    const sl = src.len[si]!;
+    while (sOff < sl) {
+      while (dOff === dst.len[di]) { di++; dOff = 0; }
+      const n = Math.min(sl - sOff, dst.len[di]! - dOff);
+      copy(dst.bytes[di]!, dst.off[di]! + dOff, src.bytes[si]!, src.off[si]! + sOff, n);
+      sOff += n;
+      dOff += n;
+    }
+  }
+}
+
+export class Requester {
+  readonly #pd: ShmPd;
+  readonly #qpType: number;
+  readonly #qpNum: number;
+  readonly #local = new Segs();
+  readonly #remote = new Segs();
+  readonly #ref = new MrRef();
+  readonly #wqe: RecvWqe;
+  readonly #inline = new Segs();
+  readonly #u8 = new Uint8Array(8);
+  readonly #big = new BigUint64Array(this.#u8.buffer);
+  /** Set per WR for UD: the destination. */
+  target: RemoteQp | null = null;
+
+  constructor(pd: ShmPd, qpType: number, qpNum: number) {
+    this.#pd = pd;
+    this.#qpType = qpType;
+    this.#qpNum = qpNum;
+    this.#wqe = new RecvWqe(64);
+  }
+
+  /** Resolve our SGEs into #local; `write` when the operation writes into them (READ, atomics). */
+  #gather(list: readonly Sge[] | undefined, write: boolean): boolean {
+    const segs = this.#local;
+    segs.reset();
+    if (list === undefined) return true;
+    for (let k = 0; k < list.length; k++) {
+      const s = list[k]!;
+      if (s.length === 0) continue;
+      const mr = this.#pd.localMr(s.lkey);
+      if (mr === undefined || !mr.valid || s.addr < mr.addr || s.addr + s.length > mr.addr + mr.length) return false;
+      if (write && (mr.access & Access.LOCAL_WRITE) === 0) return false;
+      segs.add(mr.buffer, s.addr - mr.addr, s.length);
+    }
+    return true;
+  }
+
+  /** Resolve a remote range through the peer's MR table into #remote; false on any violation. */
+  #remoteRange(peer: RemoteQp, addr: number, rkey: number, len: number, need: number): boolean {
+    const ref = this.#ref;
+    if (!peer.mrTable.lookup(rkey, ref) || !ref.covers(addr, len) || (ref.access & need) !== need) return false;
+    if ((peer.accessFlags & need) !== need) return false;
+    const bytes = peer.region(ref.regionId);
+    const off = offsetOfIova(addr);
+    if (bytes === undefined || off + len > bytes.length) return false;
+    this.#remote.reset();
+    this.#remote.add(bytes, off, len);
+    return true;
+  }
+
+  /**
+   * Take a receive WQE at the target and check its SGEs against the target's MRs into #remote. Returns
+   * SUCCESS, RNR, or the error to report (the target's receive completion is pushed here for errors).
+   */
+  #takeReceive(peer: RemoteQp, len: number): number {
+    const w = this.#wqe;
+    if (!peer.rq.take(w)) return RNR;
+    if (w.numSge < 0) { this.#completeRemote(peer, WcStatus.LOC_QP_OP_ERR, WcOpcode.RECV, 0, 0, 0, false); return WcStatus.REM_OP_ERR; }
+    const segs = this.#remote;
+    segs.reset();
+    const ref = this.#ref;
+    for (let k = 0; k < w.numSge; k++) {
+      const l = w.length[k]!;
+      if (l === 0) continue;
+      const a = w.addr[k]!;
+      const bytes = peer.mrTable.lookup(w.lkey[k]!, ref) && ref.covers(a, l) && (ref.access & Access.LOCAL_WRITE) !== 0
+        ? peer.region(ref.regionId) : undefined;
+      const off = offsetOfIova(a);
+      if (bytes === undefined || off + l > bytes.length) {
+        this.#completeRemote(peer, WcStatus.LOC_PROT_ERR, WcOpcode.RECV, 0, 0, 0, false);
+        return WcStatus.REM_OP_ERR;
+      }
+      segs.add(bytes, off, l);
+    }
+    if (segs.total < len) {
+      this.#completeRemote(peer, WcStatus.LOC_LEN_ERR, WcOpcode.RECV, 0, 0, 0, false);
+      return WcStatus.REM_INV_REQ_ERR;
+    }
+    return WcStatus.SUCCESS;
+  }
+
+  #completeRemote(peer: RemoteQp, status: number, opcode: number, len: number, imm: number, flags: number, solicited: boolean): void {
+    if (peer.cq.push(status, opcode, len, this.#wqe.wrId, imm, peer.qpn, this.#qpNum, flags, solicited) === PUSHED_NOTIFY) peer.notify();
+  }
+
+  /** Local data for a send: inline bytes or our SGEs. False = LOC_PROT_ERR. */
+  #source(wr: SendWr, inline: boolean): Segs | null {
+    if (inline && wr.inlineData !== undefined) {
+      this.#inline.reset();
+      this.#inline.add(wr.inlineData, 0, wr.inlineData.length);
+      return this.#inline;
+    }
+    return this.#gather(wr.sgList, false) ? this.#local : null;
+  }
+
+  /** Execute one WR against `peer`. Returns a WcStatus for the requester, or RNR. */
+  execute(wr: SendWr, peer: RemoteQp | null, inline: boolean): number {
+    const reliable = this.#qpType === QpType.RC;
+    const op = wr.opcode;
+    // A peer gone, or not in a state that takes packets: RC retries until retry_cnt runs out; UC/UD lose them.
+    if (peer === null || !peer.alive || peer.state < QpState.RTR || peer.state === QpState.ERR) {
+      if (!reliable) return this.#gather(wr.sgList, false) || (inline && wr.inlineData !== undefined) ? WcStatus.SUCCESS : WcStatus.LOC_PROT_ERR;
+      return WcStatus.RETRY_EXC_ERR;
+    }
+    switch (op) {
+      case WrOpcode.SEND:
+      case WrOpcode.SEND_WITH_IMM: {
+        const src = this.#source(wr, inline);
+        if (src === null) return WcStatus.LOC_PROT_ERR;
+        const ud = this.#qpType === QpType.UD;
+        if (ud && ((wr.ud!.remoteQkey & 0x80000000) === 0 ? wr.ud!.remoteQkey >>> 0 : 0) !== peer.qkey) return WcStatus.SUCCESS; // Q_Key mismatch: dropped
+        const len = src.total + (ud ? 40 : 0);
+        const st = this.#takeReceive(peer, len);
+        if (st === RNR) return reliable ? RNR : WcStatus.SUCCESS;
+        if (st !== WcStatus.SUCCESS) return reliable ? st : WcStatus.SUCCESS;
+        if (ud) this.#skip(this.#remote, 40);
+        scatter(this.#remote, src);
+        const imm = op === WrOpcode.SEND_WITH_IMM;
+        this.#completeRemote(peer, WcStatus.SUCCESS, WcOpcode.RECV, len, imm ? wr.immData! >>> 0 : 0, imm ? WcFlags.WITH_IMM : 0,
+          (wr.sendFlags ?? 0) & 4 ? true : false);
+        return WcStatus.SUCCESS;
+      }
+      case WrOpcode.RDMA_WRITE:
+      case WrOpcode.RDMA_WRITE_WITH_IMM: {
+        const src = this.#source(wr, inline);
+        if (src === null) return WcStatus.LOC_PROT_ERR;
+        if (!this.#remoteRange(peer, wr.rdma!.remoteAddr, wr.rdma!.rkey, src.total, Access.REMOTE_WRITE)) {
+          return reliable ? WcStatus.REM_ACCESS_ERR : WcStatus.SUCCESS;
+        }
+        if (op === WrOpcode.RDMA_WRITE) {
+          if (src.total !== 0) scatter(this.#remote, src);
+          return WcStatus.SUCCESS;
+        }
+        const n = this.#remote.n;
+        const b = this.#remote.bytes[0];
+        const o = this.#remote.off[0]!;
+        const st = this.#takeReceive(peer, 0);
+        if (st === RNR) return reliable ? RNR : WcStatus.SUCCESS;
+        if (st !== WcStatus.SUCCESS) return reliable ? st : WcStatus.SUCCESS;
+        this.#remote.reset();
+        if (n !== 0) this.#remote.add(b!, o, src.total);
+        if (src.total !== 0) scatter(this.#remote, src);
+        this.#completeRemote(peer, WcStatus.SUCCESS, WcOpcode.RECV_RDMA_WITH_IMM, src.total, wr.immData! >>> 0, WcFlags.WITH_IMM,
+          (wr.sendFlags ?? 0) & 4 ? true : false);
+        return WcStatus.SUCCESS;
+      }
+      case WrOpcode.RDMA_READ: {
+        if (!this.#gather(wr.sgList, true)) return WcStatus.LOC_PROT_ERR;
+        const dst = this.#local;
+        if (!this.#remoteRange(peer, wr.rdma!.remoteAddr, wr.rdma!.rkey, dst.total, Access.REMOTE_READ)) return WcStatus.REM_ACCESS_ERR;
+        if (dst.total !== 0) scatter(dst, this.#remote);
+        return WcStatus.SUCCESS;
+      }
+      case WrOpcode.ATOMIC_CMP_AND_SWP:
+      case WrOpcode.ATOMIC_FETCH_AND_ADD: {
+        if (!this.#gather(wr.sgList, true)) return WcStatus.LOC_PROT_ERR;
+        const a = wr.atomic!;
+        if (a.remoteAddr % 8 !== 0) return WcStatus.REM_INV_REQ_ERR;
+        if (!this.#remoteRange(peer, a.remoteAddr, a.rkey, 8, Access.REMOTE_ATOMIC)) return WcStatus.REM_ACCESS_ERR;
+        const bytes = this.#remote.bytes[0]!;
+        const at = (bytes.byteOffset + this.#remote.off[0]!) / 8;
+        // An aligned 8-byte word of a shared mapping: lock-prefixed instructions, atomic across processes.
+        const word = new BigUint64Array(bytes.buffer, at * 8, 1);
+        const old = op === WrOpcode.ATOMIC_FETCH_AND_ADD
+          ? Atomics.add(word, 0, BigInt.asUintN(64, a.compareAdd))
+          : Atomics.compareExchange(word, 0, BigInt.asUintN(64, a.compareAdd), BigInt.asUintN(64, a.swap ?? 0n));
+        this.#big[0] = old;
+        this.#remote.reset();
+        this.#remote.add(this.#u8, 0, 8);
+        scatter(this.#local, this.#remote);
+        return WcStatus.SUCCESS;
+      }
+      default:
+        return WcStatus.LOC_QP_OP_ERR;
+    }
+  }
+
+  /** Drop the first `n` bytes of a range list (the UD receive's GRH space). */
+  #skip(segs: Segs, n: number): void {
+    let i = 0;
+    while (n > 0 && i < segs.n) {
+      const take = Math.min(n, segs.len[i]!);
+      segs.off[i] = segs.off[i]! + take;
+      segs.len[i] = segs.len[i]! - take;
+      segs.total -= take;
+      n -= take;
+      if (segs.len[i] === 0) i++;
+    }
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * A receive queue in shared memory (layout.ts, part 2): the owner posts receive WQEs; the peers' requesters take
+ * them in order with a CAS on the head (several consumers for a shared receive queue). A taken WQE is copied out
+ * before the CAS, so the owner may reuse its slot the moment the head moves.
+ */
+import {
+  LAYOUT_VERSION, RQ_HEADER_BYTES, RQ_I_CAPACITY, RQ_I_HEAD, RQ_I_MAGIC, RQ_I_MAX_SGE, RQ_I_TAIL, RQ_I_VERSION,
+  RQ_MAGIC, SGE_BYTES, WQE_HEADER_BYTES, rqBytes, rqStride,
+} from './layout';
+import { layoutError } from './cq-ring';
+import type { Sge } from '../types';
+
+/** A receive WQE as a consumer copied it out (reused by its taker). */
+export class RecvWqe {
+  wrId = 0;
+  numSge = 0;
+  readonly addr: Float64Array;
+  readonly length: Uint32Array;
+  readonly lkey: Uint32Array;
+  constructor(maxSge: number) {
+    this.addr = new Float64Array(maxSge);
+    this.length = new Uint32Array(maxSge);
+    this.lkey = new Uint32Array(maxSge);
+  }
+  /** Total bytes the WQE's buffers hold. */
+  capacityBytes(): number {
+    let n = 0;
+    for (let i = 0; i < this.numSge; i++) n += this.length[i]!;
+    return n;
+  }
+}
+
+export class RqRing {
+  readonly capacity: number;
+  readonly maxSge: number;
+  readonly #i32: Int32Array;
+  readonly #f64: Float64Array;
+  readonly #stride: number;
+  readonly #mask: number;
+  /** Owner's cached tail. */
+  #tail = 0;
+
+  private constructor(buffer: ArrayBuffer, offset: number, capacity: number, maxSge: number) {
+    this.capacity = capacity;
+    this.maxSge = maxSge;
+    this.#mask = capacity - 1;
+    this.#stride = rqStride(maxSge);
+    const bytes = rqBytes(capacity, maxSge);
+    this.#i32 = new Int32Array(buffer, offset, bytes >> 2);
+    this.#f64 = new Float64Array(buffer, offset, bytes >> 3);
+    this.#tail = Atomics.load(this.#i32, RQ_I_TAIL);
+  }
+
+  /** Lay out a new receive queue at `offset` of zeroed memory. */
+  static init(buffer: ArrayBuffer, offset: number, capacity: number, maxSge: number): RqRing {
+    const i32 = new Int32Array(buffer, offset, RQ_HEADER_BYTES >> 2);
+    i32[RQ_I_VERSION] = LAYOUT_VERSION;
+    i32[RQ_I_CAPACITY] = capacity;
+    i32[RQ_I_MAX_SGE] = maxSge;
+    Atomics.store(i32, RQ_I_MAGIC, RQ_MAGIC);
+    return new RqRing(buffer, offset, capacity, maxSge);
+  }
+
+  /** Attach to a peer's receive queue, checking its header against the region. */
+  static attach(buffer: ArrayBuffer, offset: number): RqRing {
+    if (buffer.byteLength < offset + RQ_HEADER_BYTES) throw layoutError('receive queue beyond its region');
+    const i32 = new Int32Array(buffer, offset, RQ_HEADER_BYTES >> 2);
+    if (Atomics.load(i32, RQ_I_MAGIC) !== RQ_MAGIC) throw layoutError('not a kbypass receive queue (bad magic)');
+    if (i32[RQ_I_VERSION] !== LAYOUT_VERSION) throw layoutError(`receive queue layout version ${i32[RQ_I_VERSION]}, this side speaks ${LAYOUT_VERSION}`);
+    const cap = i32[RQ_I_CAPACITY]!;
+    const sge = i32[RQ_I_MAX_SGE]!;
+    if (cap <= 0 || (cap & (cap - 1)) !== 0 || sge < 1 || sge > 64 || offset + rqBytes(cap, sge) > buffer.byteLength) {
+      throw layoutError(`bad receive queue geometry (${cap} × ${sge} SGEs)`);
+    }
+    return new RqRing(buffer, offset, cap, sge);
+  }
+
+  /** WQEs posted and not yet taken. */
+  get count(): number { return (Atomics.load(this.#i32, RQ_I_TAIL) - Atomics.load(this.#i32, RQ_I_HEAD)) >>> 0; }
+
+  /** Owner: post one WQE. Returns false when the queue is full. */
+  post(wrId: number, sgList: readonly Sge[] | undefined): boolean {
+    const i32 = this.#i32;
+    const t = this.#tail;
+    if (((t - Atomics.load(i32, RQ_I_HEAD)) >>> 0) >= this.capacity) return false;
+    const base = RQ_HEADER_BYTES + (t & this.#mask) * this.#stride;
+    const n = sgList === undefined ? 0 : sgList.length;
+    this.#f64[base >> 3] = wrId;
+    i32[(base >> 2) + 2] = n;
+    for (let k = 0; k < n; k++) {
+      const s = sgList![k]!;
+      const at = base + WQE_HEADER_BYTES + k * SGE_BYTES;
+      this.#f64[at >> 3] = s.addr;
+      i32[(at >> 2) + 2] = s.length;
+      i32[(at >> 2) + 3] = s.lkey;
+    }
+    this.#tail = (t + 1) | 0;
+    Atomics.store(i32, RQ_I_TAIL, this.#tail);
+    return true;
+  }
+
+  /** Consumer: take the oldest WQE into `out`. Returns false when none is posted (receiver not ready: RNR). */
+  take(out: RecvWqe): boolean {
+    const i32 = this.#i32;
+    const f64 = this.#f64;
+    for (;;) {
+      const h = Atomics.load(i32, RQ_I_HEAD);
+      if (h === Atomics.load(i32, RQ_I_TAIL)) return false;
+      const base = RQ_HEADER_BYTES + (h & this.#mask) * this.#stride;
+      out.wrId = f64[base >> 3]!;
+      let n = i32[(base >> 2) + 2]!;
+      if (n < 0 || n > this.maxSge || n > out.addr.length) n = -1; // a corrupt WQE: reported by the caller
+      out.numSge = n;
+      for (let k = 0; k < n; k++) {
+        const at = base + WQE_HEADER_BYTES + k * SGE_BYTES;
+        out.addr[k] = f64[at >> 3]!;
+        out.length[k] = i32[(at >> 2) + 2]!;
+        out.lkey[k] = i32[(at >> 2) + 3]!;
+      }
+      if (Atomics.compareExchange(i32, RQ_I_HEAD, h, (h + 1) | 0) === h) return true;
+    }
+  }
+
+  /** Owner: take every posted WQE (flushing a queue in ERROR), calling `each` for each. */
+  drain(out: RecvWqe, each: (w: RecvWqe) => void): void {
+    while (this.take(out)) each(out);
+  }
+}
