@@ -2,7 +2,7 @@
  * Errors. Every failure kbypass reports carries a stable `code`:
  * - system call failures: the errno name (`EACCES`, `ECONNREFUSED`, …) plus `errno` and `syscall`, as Node does;
  * - argument errors: Node's own `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` / `ERR_OUT_OF_RANGE`;
- * - kbypass's own conditions: `ERR_KBYPASS_*` (listed in docs/ERRORS.md).
+ * - kbypass's own conditions: `ERR_KBYPASS_*` (listed in docs/ARCHITECTURE.md, Errors).
  */
 
 /** An error with a stable `code`. */

@@ -1,6 +1,7 @@
 /**
  * The `kbypass` command. Subcommands:
  *   kbypass bench ipc [--quick] [--json] [--sizes 64,1024]   latency and throughput between two processes
+ *   kbypass perf <test> [server] [options]                   perftest's tools over kbypass/verbs (src/perf)
  *   kbypass --version | --help
  * Exit codes: 0 done, 1 failed, 2 bad usage.
  */
@@ -16,6 +17,11 @@ Commands:
       --json         print one JSON object on stdout instead of tables
       --sizes LIST   message sizes in bytes, comma-separated (default 8 B to 1 MiB)
 
+  perf <test> [server]
+               perftest's tools over kbypass/verbs: send_lat, write_lat, read_lat, atomic_lat,
+               send_bw, write_bw, read_bw. Start the server with no address and the client
+               with the server's, or both with --local. \`kbypass perf <test> --help\` for options.
+
 Options:
   -h, --help       show this help
   -v, --version    print the version
@@ -27,6 +33,10 @@ function version(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'perf') {
+    const { runPerf } = await import('../perf/main');
+    return runPerf(argv.slice(1));
+  }
   let parsed;
   try {
     parsed = parseArgs({

@@ -80,6 +80,7 @@ function qpFds(qp: ShmQp): { fds: number[]; flags: number } {
   const fds = [qp.region.fd];
   let flags = 0;
   if (qp.srq !== null) { fds.push(qp.srq.region.fd); flags |= CM_FLAG_HAS_SRQ; }
+  qp.recvCq.ring.multiProducer = true; // the peer's requester will push into it from now on
   fds.push(qp.recvCq.region.fd);
   if (qp.recvCq.channel !== null) { fds.push(qp.recvCq.channel.fd); flags |= CM_FLAG_HAS_EVENT; }
   fds.push(qp.pd.tableRegion.fd);
@@ -266,12 +267,20 @@ export class ConnectRequest {
           if (r !== undefined && r.fd >= 0) link.send({ type: CmType.MR_ADD, value: id }, [r.fd]);
         }
       } catch (e) {
+        // Undo what was done: forget the peer, and take our QP out of RTS (its work is flushed).
+        const ctx = q.pd.context;
+        const key = ctx.remoteKey(remote.lid, remote.qpn);
+        if (ctx.remotes.get(key) === remote) ctx.remotes.delete(key);
+        if (q.state !== QpState.RESET && q.state !== QpState.ERR) {
+          try { q.modify({ qpState: QpState.ERR }, M.STATE); } catch { /* destroyed meanwhile */ }
+        }
         remote.detach();
-        link.end(null);
         reject(e);
+        link.end(null);
         return;
       }
-      const timer = setTimeout(() => { link.end(null); reject(new CmError('ETIMEDOUT', 'CONNECT_ERROR', 'accept: the client never confirmed (RTU)')); }, options.timeout ?? 5000);
+      // Reject before ending the link: ending it runs the end handler below, whose rejection would win otherwise.
+      const timer = setTimeout(() => { reject(new CmError('ETIMEDOUT', 'CONNECT_ERROR', 'accept: the client never confirmed (RTU)')); link.end(null); }, options.timeout ?? 5000);
       link.handlers((m, fds) => {
         if (m.type === CmType.MR_ADD && fds.length === 1) { remote.addRegion(m.value, fds[0]!); return; }
         closeAll(fds);
@@ -373,7 +382,8 @@ export function connect(address: string, qp: QueuePair, options: CmConnectionOpt
   }
   return new Promise<CmConnection>((resolve, reject) => {
     let remote: RemoteQp | null = null;
-    const fail = (e: CmError): void => { clearTimeout(timer); remote?.detach(); link.end(null); reject(e); };
+    // Reject first: ending the link runs its end handler, which fails again (a no-op then) with CONNECT_ERROR.
+    const fail = (e: CmError): void => { clearTimeout(timer); remote?.detach(); reject(e); link.end(null); };
     const timer = setTimeout(() => fail(new CmError('ETIMEDOUT', 'UNREACHABLE', `connect ${address}: no answer within ${options.timeout ?? 5000} ms`)), options.timeout ?? 5000);
     const link: CmLink = new CmLink(fd, (m, fds) => {
       if (m.type === CmType.MR_ADD && fds.length === 1 && remote !== null) { remote.addRegion(m.value, fds[0]!); return; }

@@ -101,3 +101,77 @@ export async function pollN(cq: CompletionQueue, n: number, ms = 2000): Promise<
 export const remoteOf = (s: Side): { remoteAddr: number; rkey: number } => ({ remoteAddr: s.mr.addr, rkey: s.mr.rkey });
 
 export { Access };
+
+// --- added for the test/verbs/* integration tests ------------------------------------------------------------
+
+export type Pair = Awaited<ReturnType<typeof connectedPair>>;
+
+/** Destroy a side's resources in libibverbs' order (QP, CQ, channel, MRs, PD, context); `extraMrs` first. */
+export function destroySide(s: Side, extraMrs: MemoryRegion[] = []): void {
+  s.qp.destroy();
+  s.cq.destroy();
+  s.channel?.destroy();
+  for (const mr of extraMrs) mr.deregister();
+  s.mr.deregister();
+  s.pd.dealloc();
+  s.ctx.close();
+}
+
+/** Disconnect a pair and destroy both sides. */
+export async function closePair(p: Pair): Promise<void> {
+  await p.close();
+  destroySide(p.client);
+  destroySide(p.server);
+}
+
+/**
+ * Run `body` with a fresh connected pair, then close it. A failure in `body` is what the test reports (cleanup
+ * errors are then ignored); otherwise a cleanup failure (EBUSY: something left open) fails the test.
+ */
+export async function withPair(o: PairOptions, body: (p: Pair) => Promise<void> | void): Promise<void> {
+  const p = await connectedPair(o);
+  let ok = false;
+  try {
+    await body(p);
+    ok = true;
+  } finally {
+    if (ok) await closePair(p);
+    else await closePair(p).catch(() => {});
+  }
+}
+
+/** Connect two existing QPs through the CM (both end in RTS). */
+export async function connectQps(clientQp: QueuePair, serverQp: QueuePair, o: cm.CmConnectionOptions = {}):
+  Promise<{ client: cm.CmConnection; server: cm.CmConnection }> {
+  const address = cmAddress();
+  const listener = cm.listen(address);
+  try {
+    const accepted = once(listener, 'CONNECT_REQUEST').then(([req]) => (req as cm.ConnectRequest).accept(serverQp, o));
+    const client = await cm.connect(address, clientQp, o);
+    return { client, server: await accepted };
+  } finally {
+    listener.close();
+  }
+}
+
+/** Let the event loop run for about `ms` (and the RNR timers with it). */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Assert-style check that `cq` yields no completion for `ms` (polling, which also drives RNR retries). */
+export async function expectNoCompletion(cq: CompletionQueue, ms = 30): Promise<void> {
+  const deadline = Date.now() + ms;
+  do {
+    const n = cq.poll(1);
+    if (n !== 0) throw new Error(`unexpected completion: ${JSON.stringify(cq.wc[0])}`);
+    await new Promise((r) => setTimeout(r, 1));
+  } while (Date.now() < deadline);
+}
+
+/** `p`, or a rejection after `ms`. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what = 'operation'): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<T>((_, reject) => { t = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms); }),
+  ]);
+}

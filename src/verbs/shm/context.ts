@@ -54,7 +54,8 @@ export class ShmContext implements Context {
   /** @internal */ readonly pds = new Set<ShmPd>();
   /** @internal Peers' QPs attached by the connection manager, by `${lid}:${qpn}`. */
   readonly remotes = new Map<string, RemoteQp>();
-  #cqs = 0;
+  /** CQs and completion channels not yet destroyed. */
+  #live = 0;
   #closed = false;
 
   query(): DeviceAttr { return { ...SHM_LIMITS }; }
@@ -73,7 +74,8 @@ export class ShmContext implements Context {
 
   createCompChannel(): CompChannel {
     this.#check();
-    return new ShmCompChannel();
+    this.#live++;
+    return new ShmCompChannel(() => { this.#live--; });
   }
 
   createCq(cqe: number, channel: CompChannel | null = null): ShmCq {
@@ -82,8 +84,8 @@ export class ShmContext implements Context {
       throw new KbypassError('EINVAL', `cqe must be an integer from 1 to ${SHM_LIMITS.maxCqe}, got ${cqe}`);
     }
     if (channel !== null && !(channel instanceof ShmCompChannel)) throw new KbypassError('EINVAL', 'the channel belongs to another device');
-    this.#cqs++;
-    return new ShmCq(cqe, channel);
+    this.#live++;
+    return new ShmCq(cqe, channel, () => { this.#live--; });
   }
 
   /** @internal A new QP number (24 bits, unique in this process). */
@@ -98,6 +100,7 @@ export class ShmContext implements Context {
   close(): void {
     if (this.#closed) return;
     if (this.pds.size !== 0) throw new KbypassError('EBUSY', `${this.pds.size} protection domain(s) still allocated`);
+    if (this.#live !== 0) throw new KbypassError('EBUSY', `${this.#live} CQ(s) or completion channel(s) not destroyed`);
     this.#closed = true;
   }
 

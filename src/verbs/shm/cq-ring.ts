@@ -5,6 +5,7 @@
  */
 import { KbypassError } from '../../errors';
 import type { WorkCompletion } from '../types';
+import { PLAIN_PUBLISH } from '../../ring/layout';
 import {
   CQE_BYTE_LEN, CQE_BYTES, CQE_F64_WR_ID, CQE_IMM, CQE_OPCODE, CQE_QP_NUM, CQE_SEQ, CQE_SOLICITED, CQE_SRC_QP,
   CQE_STATUS, CQE_VENDOR_ERR, CQE_WC_FLAGS, CQ_ARM_NEXT, CQ_FLAG_OVERRUN, CQ_HEADER_BYTES, CQ_I_ARMED,
@@ -23,6 +24,13 @@ export class CqRing {
   readonly #mask: number;
   /** The consumer's head (only the owner polls). */
   #head = 0;
+  /**
+   * False while no other process can push into this CQ (it was never handed to a peer): this process's pushes
+   * then need no CAS. The connection manager sets it before sharing the CQ; it never goes back.
+   */
+  multiProducer = false;
+  /** The single producer's tail (used only while !multiProducer). */
+  #tail = 0;
 
   private constructor(buffer: ArrayBuffer, capacity: number) {
     this.capacity = capacity;
@@ -50,7 +58,9 @@ export class CqRing {
     }
     const cap = i32[CQ_I_CAPACITY]!;
     if (cap <= 0 || (cap & (cap - 1)) !== 0 || cqRegionBytes(cap) > buffer.byteLength) throw layoutError(`bad CQ capacity ${cap}`);
-    return new CqRing(buffer, cap);
+    const r = new CqRing(buffer, cap);
+    r.multiProducer = true; // an attached CQ is someone else's: its owner and other peers push into it too
+    return r;
   }
 
   /** True once a producer found the CQ full (IBV_EVENT_CQ_ERR). */
@@ -64,13 +74,23 @@ export class CqRing {
     wcFlags: number, solicited: boolean): number {
     const i32 = this.#i32;
     let t: number;
-    for (;;) {
-      t = Atomics.load(i32, CQ_I_TAIL);
-      if (((t - Atomics.load(i32, CQ_I_HEAD)) >>> 0) >= this.capacity) {
+    if (!this.multiProducer) {
+      t = this.#tail;
+      if (((t - this.#head) >>> 0) >= this.capacity) {
         Atomics.or(i32, CQ_I_FLAGS, CQ_FLAG_OVERRUN);
         return OVERRUN;
       }
-      if (Atomics.compareExchange(i32, CQ_I_TAIL, t, (t + 1) | 0) === t) break;
+      this.#tail = (t + 1) | 0;
+      i32[CQ_I_TAIL] = this.#tail;
+    } else {
+      for (;;) {
+        t = Atomics.load(i32, CQ_I_TAIL);
+        if (((t - Atomics.load(i32, CQ_I_HEAD)) >>> 0) >= this.capacity) {
+          Atomics.or(i32, CQ_I_FLAGS, CQ_FLAG_OVERRUN);
+          return OVERRUN;
+        }
+        if (Atomics.compareExchange(i32, CQ_I_TAIL, t, (t + 1) | 0) === t) break;
+      }
     }
     const base = (CQ_HEADER_BYTES + (t & this.#mask) * CQE_BYTES) >> 2;
     i32[base + CQE_STATUS] = status;
@@ -83,9 +103,12 @@ export class CqRing {
     i32[base + CQE_WC_FLAGS] = wcFlags;
     i32[base + CQE_VENDOR_ERR] = 0;
     i32[base + CQE_SOLICITED] = solicited ? 1 : 0;
-    Atomics.store(i32, base + CQE_SEQ, (t + 1) | 0);
+    // The commit. On x86 (TSO) a plain store is ordered after the stores above (ring/layout.ts, PLAIN_PUBLISH).
+    if (PLAIN_PUBLISH) i32[base + CQE_SEQ] = (t + 1) | 0;
+    else Atomics.store(i32, base + CQE_SEQ, (t + 1) | 0);
     const armed = i32[CQ_I_ARMED]!;
-    if (armed !== 0 && (armed === CQ_ARM_NEXT || solicited) &&
+    // Solicited-only arming also fires on an error completion (IB spec o11-2.1.2; mlx5 does the same).
+    if (armed !== 0 && (armed === CQ_ARM_NEXT || solicited || status !== 0) &&
         Atomics.compareExchange(i32, CQ_I_ARMED, armed, 0) === armed) {
       Atomics.add(i32, CQ_I_EVENTS, 1);
       return PUSHED_NOTIFY;
@@ -117,7 +140,8 @@ export class CqRing {
     }
     if (n !== 0) {
       this.#head = h;
-      Atomics.store(i32, CQ_I_HEAD, h);
+      if (PLAIN_PUBLISH) i32[CQ_I_HEAD] = h;
+      else Atomics.store(i32, CQ_I_HEAD, h);
     }
     return n;
   }

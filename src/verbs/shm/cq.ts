@@ -22,8 +22,11 @@ export class ShmCompChannel implements CompChannel {
   #watch: WatchHandle | null = null;
   #destroyed = false;
 
-  constructor() {
+  readonly #onDestroy: () => void;
+
+  constructor(onDestroy: () => void = () => {}) {
     this.fd = native().eventfd();
+    this.#onDestroy = onDestroy;
   }
 
   /** @internal */ attach(cq: ShmCq): void { this.#cqs.add(cq); }
@@ -78,6 +81,7 @@ export class ShmCompChannel implements CompChannel {
     this.#watch = null;
     for (const w of this.#waiters.splice(0)) w.reject(new KbypassError('EBADF', 'the completion channel was destroyed'));
     native().close(this.fd);
+    this.#onDestroy();
   }
 }
 
@@ -96,7 +100,10 @@ export class ShmCq implements CompletionQueue {
   users = 0;
   #destroyed = false;
 
-  constructor(cqe: number, channel: ShmCompChannel | null) {
+  readonly #onDestroy: () => void;
+
+  constructor(cqe: number, channel: ShmCompChannel | null, onDestroy: () => void = () => {}) {
+    this.#onDestroy = onDestroy;
     let cap = 1;
     while (cap < cqe) cap *= 2;
     this.cqe = cap;
@@ -137,5 +144,6 @@ export class ShmCq implements CompletionQueue {
     this.#destroyed = true;
     this.channel?.detach(this);
     if (this.region.fd >= 0) { native().close(this.region.fd); this.region.fd = -1; }
+    this.#onDestroy();
   }
 }

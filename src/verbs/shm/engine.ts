@@ -8,7 +8,7 @@
 import { Access, QpState, QpType, WcFlags, WcOpcode, WcStatus, WrOpcode } from '../constants';
 import type { SendWr, Sge } from '../types';
 import { PUSHED_NOTIFY } from './cq-ring';
-import { offsetOfIova } from './layout';
+import { offsetOfIova, regionOfIova } from './layout';
 import { MrRef } from './mr-table';
 import { RecvWqe } from './rq-ring';
 import type { RemoteQp } from './remote';
@@ -23,8 +23,10 @@ class Segs {
   n = 0;
   total = 0;
   readonly bytes: Array<Uint8Array | undefined> = new Array(MAX_SEGS).fill(undefined);
-  readonly off = new Float64Array(MAX_SEGS);
-  readonly len = new Float64Array(MAX_SEGS);
+  // Plain arrays: small integers stay SMIs, so indexing a Uint8Array with them is fast (a Float64Array's
+  // doubles are not).
+  readonly off: number[] = new Array<number>(MAX_SEGS).fill(0);
+  readonly len: number[] = new Array<number>(MAX_SEGS).fill(0);
   reset(): void { this.n = 0; this.total = 0; }
   add(b: Uint8Array, o: number, l: number): void {
     const i = this.n++;
@@ -74,6 +76,8 @@ export class Requester {
   readonly #big = new BigUint64Array(this.#u8.buffer);
   /** Set per WR for UD: the destination. */
   target: RemoteQp | null = null;
+  /** UD: the QP's own Q_Key (modify sets it). */
+  qkey = 0;
 
   constructor(pd: ShmPd, qpType: number, qpNum: number) {
     this.#pd = pd;
@@ -100,11 +104,14 @@ export class Requester {
 
   /** Resolve a remote range through the peer's MR table into #remote; false on any violation. */
   #remoteRange(peer: RemoteQp, addr: number, rkey: number, len: number, need: number): boolean {
+    // A zero-length RDMA WRITE/READ accesses no memory: its address and rkey are not checked (IB C9-88; rxe's check_rkey).
+    if (len === 0) { this.#remote.reset(); return true; }
     const ref = this.#ref;
     if (!peer.mrTable.lookup(rkey, ref) || !ref.covers(addr, len) || (ref.access & need) !== need) return false;
     if ((peer.accessFlags & need) !== need) return false;
     const bytes = peer.region(ref.regionId);
-    const off = offsetOfIova(addr);
+    // An MR starts at offset 0 of its region (pd.ts), so the offset is the distance from the MR's address.
+    const off = addr - ref.addr;
     if (bytes === undefined || off + len > bytes.length) return false;
     this.#remote.reset();
     this.#remote.add(bytes, off, len);
@@ -128,7 +135,7 @@ export class Requester {
       const a = w.addr[k]!;
       const bytes = peer.mrTable.lookup(w.lkey[k]!, ref) && ref.covers(a, l) && (ref.access & Access.LOCAL_WRITE) !== 0
         ? peer.region(ref.regionId) : undefined;
-      const off = offsetOfIova(a);
+      const off = a - ref.addr;
       if (bytes === undefined || off + l > bytes.length) {
         this.#completeRemote(peer, WcStatus.LOC_PROT_ERR, WcOpcode.RECV, 0, 0, 0, false);
         return WcStatus.REM_OP_ERR;
@@ -153,16 +160,90 @@ export class Requester {
       this.#inline.add(wr.inlineData, 0, wr.inlineData.length);
       return this.#inline;
     }
+    if (inline) return this.#inlineSgl(wr.sgList);
     return this.#gather(wr.sgList, false) ? this.#local : null;
+  }
+
+  /**
+   * INLINE from SGEs: the CPU copies the bytes, so the lkey is not checked (ibv_post_send); each address must
+   * still lie in one of our PD's regions. Null = LOC_PROT_ERR.
+   */
+  #inlineSgl(list: readonly Sge[] | undefined): Segs | null {
+    const segs = this.#inline;
+    segs.reset();
+    if (list === undefined) return segs;
+    for (let k = 0; k < list.length; k++) {
+      const s = list[k]!;
+      if (s.length === 0) continue;
+      const bytes = this.#pd.regionBytes[regionOfIova(s.addr)];
+      const off = offsetOfIova(s.addr);
+      if (bytes === undefined || off + s.length > bytes.length) return null;
+      segs.add(bytes, off, s.length);
+    }
+    return segs;
+  }
+
+  /** The bytes of an INLINE WR's SGEs, copied (for a WR that must wait: its buffers are the caller's again). */
+  inlineBytes(list: readonly Sge[] | undefined): Uint8Array | null {
+    const segs = this.#inlineSgl(list);
+    if (segs === null) return null;
+    const out = new Uint8Array(segs.total);
+    let at = 0;
+    for (let i = 0; i < segs.n; i++) { out.set(segs.bytes[i]!.subarray(segs.off[i]!, segs.off[i]! + segs.len[i]!), at); at += segs.len[i]!; }
+    return out;
+  }
+
+  /**
+   * The common case, RDMA WRITE or READ of one SGE on RC, without the general scatter/gather machinery. Returns
+   * a status, or -2 when the WR is not of that shape (the caller takes the general path).
+   */
+  #oneSge(wr: SendWr, peer: RemoteQp, op: number): number {
+    const sg = wr.sgList;
+    if (sg === undefined || sg.length !== 1 || sg[0]!.length === 0) return -2;
+    const s = sg[0]!;
+    const len = s.length;
+    const mr = this.#pd.localMr(s.lkey);
+    const write = op === WrOpcode.RDMA_WRITE;
+    if (mr === undefined || !mr.valid || s.addr < mr.addr || s.addr + len > mr.addr + mr.length ||
+        (!write && (mr.access & Access.LOCAL_WRITE) === 0)) return WcStatus.LOC_PROT_ERR;
+    const r = wr.rdma!;
+    const ref = this.#ref;
+    const need = write ? Access.REMOTE_WRITE : Access.REMOTE_READ;
+    if (!peer.mrTable.lookup(r.rkey, ref) || !ref.covers(r.remoteAddr, len) || (ref.access & need) !== need ||
+        (peer.accessFlags & need) !== need) return WcStatus.REM_ACCESS_ERR;
+    const bytes = peer.region(ref.regionId);
+    const off = r.remoteAddr - ref.addr;
+    if (bytes === undefined || off + len > bytes.length) return WcStatus.REM_ACCESS_ERR;
+    const local = s.addr - mr.addr;
+    if (((off | local | len) & 3) === 0 && len <= 256) {
+      // Whole aligned words: a quarter of the element accesses of a byte loop.
+      const r32 = peer.words(ref.regionId)!;
+      const l32 = mr.words;
+      const a = off >> 2;
+      const b = local >> 2;
+      const n = len >> 2;
+      if (write) for (let i = 0; i < n; i++) r32[a + i] = l32[b + i]!;
+      else for (let i = 0; i < n; i++) l32[b + i] = r32[a + i]!;
+    } else if (write) {
+      copy(bytes, off, mr.buffer, local, len);
+    } else {
+      copy(mr.buffer, local, bytes, off, len);
+    }
+    return WcStatus.SUCCESS;
   }
 
   /** Execute one WR against `peer`. Returns a WcStatus for the requester, or RNR. */
   execute(wr: SendWr, peer: RemoteQp | null, inline: boolean): number {
     const reliable = this.#qpType === QpType.RC;
     const op = wr.opcode;
+    if (reliable && !inline && (op === WrOpcode.RDMA_WRITE || op === WrOpcode.RDMA_READ) && peer !== null && peer.alive &&
+        peer.state >= QpState.RTR && peer.state !== QpState.ERR) {
+      const st = this.#oneSge(wr, peer, op);
+      if (st !== -2) return st;
+    }
     // A peer gone, or not in a state that takes packets: RC retries until retry_cnt runs out; UC/UD lose them.
     if (peer === null || !peer.alive || peer.state < QpState.RTR || peer.state === QpState.ERR) {
-      if (!reliable) return this.#gather(wr.sgList, false) || (inline && wr.inlineData !== undefined) ? WcStatus.SUCCESS : WcStatus.LOC_PROT_ERR;
+      if (!reliable) return this.#source(wr, inline) !== null ? WcStatus.SUCCESS : WcStatus.LOC_PROT_ERR;
       return WcStatus.RETRY_EXC_ERR;
     }
     switch (op) {
@@ -171,7 +252,8 @@ export class Requester {
         const src = this.#source(wr, inline);
         if (src === null) return WcStatus.LOC_PROT_ERR;
         const ud = this.#qpType === QpType.UD;
-        if (ud && ((wr.ud!.remoteQkey & 0x80000000) === 0 ? wr.ud!.remoteQkey >>> 0 : 0) !== peer.qkey) return WcStatus.SUCCESS; // Q_Key mismatch: dropped
+        // A Q_Key with the high bit set means the sending QP's own Q_Key (IB C10-15). A mismatch: dropped.
+        if (ud && ((wr.ud!.remoteQkey & 0x80000000) === 0 ? wr.ud!.remoteQkey >>> 0 : this.qkey) !== peer.qkey) return WcStatus.SUCCESS;
         const len = src.total + (ud ? 40 : 0);
         const st = this.#takeReceive(peer, len);
         if (st === RNR) return reliable ? RNR : WcStatus.SUCCESS;

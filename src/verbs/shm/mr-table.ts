@@ -73,7 +73,7 @@ export class MrTable {
     if (index >= this.capacity || key === 0) return false;
     const e = (MRT_HEADER_BYTES + index * MRT_ENTRY_BYTES) >> 2;
     const k = key | 0;
-    if (Atomics.load(this.#i32, e + MRE_KEY) !== k) return false;
+    if (this.#i32[e + MRE_KEY] !== k) return false;
     out.access = this.#i32[e + MRE_ACCESS]!;
     out.regionId = this.#i32[e + MRE_REGION]!;
     out.addr = this.#f64[(e >> 1) + MRE_F64_ADDR]!;

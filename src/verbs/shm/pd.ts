@@ -16,6 +16,13 @@ import { ShmQp } from './qp';
 import { ShmSrq } from './srq';
 
 let nextPdId = 1;
+/**
+ * Key generations per table slot, shared by every PD of this process, and the keys of the live MRs: a new key
+ * is never one that names a live MR of another PD, so an lkey/rkey names one MR of one PD (as an HCA's keys do)
+ * and another PD's key fails the target PD's lookup instead of matching its MR in the same slot.
+ */
+const generations = new Uint8Array(MRT_CAPACITY);
+const liveKeys = new Set<number>();
 
 export class ShmMr implements MemoryRegion {
   readonly pd: ShmPd;
@@ -25,6 +32,7 @@ export class ShmMr implements MemoryRegion {
   readonly rkey: number;
   readonly access: number;
   readonly buffer: Uint8Array;
+  /** @internal The region as 32-bit words (aligned copies). */ readonly words: Int32Array;
   /** @internal */ readonly regionId: number;
   /** @internal */ valid = true;
 
@@ -36,6 +44,7 @@ export class ShmMr implements MemoryRegion {
     this.addr = iovaOf(regionId, 0);
     this.length = bytes.length;
     this.buffer = bytes;
+    this.words = new Int32Array(bytes.buffer, 0, bytes.buffer.byteLength >> 2);
     this.access = access;
   }
 
@@ -64,7 +73,6 @@ export class ShmPd implements ProtectionDomain {
   readonly listeners = new Set<RegionListener>();
   readonly #regionIds = new Map<Region, number>();
   readonly #ownRegions = new Set<Region>();
-  readonly #generation = new Uint8Array(MRT_CAPACITY);
   #freeSlots: number[] = [];
   #nextSlot = 1;
   /** @internal */ users = 0;
@@ -94,7 +102,9 @@ export class ShmPd implements ProtectionDomain {
       region = createRegion(regionOrLength, { name: 'kbypass-mr' });
       this.#ownRegions.add(region);
       length = regionOrLength;
-    } else if (regionOrLength !== null && typeof regionOrLength === 'object' && regionOrLength.buffer instanceof ArrayBuffer) {
+    } else if (regionOrLength !== null && typeof regionOrLength === 'object' && regionOrLength.buffer instanceof ArrayBuffer &&
+        !ArrayBuffer.isView(regionOrLength) && Number.isInteger(regionOrLength.fd) && Number.isInteger(regionOrLength.size) &&
+        regionOrLength.size > 0 && regionOrLength.size <= regionOrLength.buffer.byteLength) {
       region = regionOrLength;
       if (region.fd < 0) throw new KbypassError('EBADF', 'the region\'s fd is closed: peers could never map it (keep it open while registered)');
       length = region.size;
@@ -112,9 +122,12 @@ export class ShmPd implements ProtectionDomain {
       this.regions.push(region);
       this.regionBytes.push(new Uint8Array(region.buffer));
     }
-    const gen = (this.#generation[slot]! % 255) + 1;
-    this.#generation[slot] = gen;
-    const key = makeKey(slot, gen);
+    let gen = generations[slot]!;
+    let key = 0;
+    for (let i = 0; i < 255 && (key === 0 || liveKeys.has(key)); i++) { gen = (gen % 255) + 1; key = makeKey(slot, gen); }
+    if (liveKeys.has(key)) { this.#freeSlots.push(slot); throw new KbypassError('ENOMEM', `no free key for MR slot ${slot} (255 live MRs of other PDs use it)`); }
+    generations[slot] = gen;
+    liveKeys.add(key);
     const mr = new ShmMr(this, key, regionId, new Uint8Array(region.buffer, 0, length), access);
     this.mrs[slot] = mr;
     this.#live++;
@@ -126,6 +139,7 @@ export class ShmPd implements ProtectionDomain {
   /** @internal */
   release(mr: ShmMr): void {
     this.table.revoke(mr.lkey);
+    liveKeys.delete(mr.lkey);
     const slot = keyIndex(mr.lkey);
     this.mrs[slot] = undefined;
     this.#freeSlots.push(slot);
@@ -134,7 +148,7 @@ export class ShmPd implements ProtectionDomain {
 
   /** @internal The local MR for an lkey, or undefined. */
   localMr(lkey: number): ShmMr | undefined {
-    const mr = this.mrs[lkey >>> 8];
+    const mr = this.mrs[keyIndex(lkey)];
     return mr !== undefined && mr.lkey === lkey ? mr : undefined;
   }
 

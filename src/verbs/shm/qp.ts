@@ -132,7 +132,7 @@ export class ShmQp implements QueuePair {
     const b = this.#block;
     if ((mask & QpAttrMask.MIN_RNR_TIMER) !== 0) b[QP_I_MIN_RNR_TIMER] = attr.minRnrTimer!;
     if ((mask & QpAttrMask.ACCESS_FLAGS) !== 0) b[QP_I_ACCESS] = attr.qpAccessFlags!;
-    if ((mask & QpAttrMask.QKEY) !== 0) b[QP_I_QKEY] = attr.qkey! | 0;
+    if ((mask & QpAttrMask.QKEY) !== 0) { b[QP_I_QKEY] = attr.qkey! | 0; this.#req.qkey = attr.qkey! >>> 0; }
     const was = this.#state;
     this.#state = next;
     Atomics.store(b, QP_I_STATE, next);
@@ -214,14 +214,15 @@ export class ShmQp implements QueuePair {
     if (this.#waiting.length !== 0 || st !== QpState.RTS) {
       if (st === QpState.ERR) { this.#complete(wr, WcStatus.WR_FLUSH_ERR, true); return; }
       if (this.#waiting.length >= this.cap.maxSendWr) throw new PostError('ENOMEM', index, `the send queue is full (${this.cap.maxSendWr} WRs)`);
-      this.#waiting.push({ wr: cloneWr(wr), retries: 0 });
+      this.#waiting.push({ wr: this.#clone(wr), retries: 0 });
       this.#schedule();
       return;
     }
     const status = this.#req.execute(wr, peer, inline);
     if (status === RNR) {
-      this.#waiting.push({ wr: cloneWr(wr), retries: 0 });
-      this.#rnrWait(peer);
+      const w: Waiting = { wr: this.#clone(wr), retries: 0 };
+      this.#waiting.push(w);
+      this.#rnr(w, peer);
       return;
     }
     this.#finish(wr, status);
@@ -276,6 +277,31 @@ export class ShmQp implements QueuePair {
     if (this.#rq !== null) this.#rq.drain(new RecvWqe(this.#rq.maxSge), () => {});
   }
 
+  /**
+   * An RNR NAK for `w`, the WR at the head of the send queue: wait and retry while rnr_retry allows (7: forever);
+   * with none left it fails with RNR_RETRY_EXC_ERR (rnr_retry 0: at the first RNR NAK, as rxe_comp.c does).
+   */
+  #rnr(w: Waiting, peer: RemoteQp | null): void {
+    const limit = this.#attr.rnrRetry ?? 7;
+    if (limit !== 7 && w.retries >= limit) {
+      this.#waiting.shift();
+      this.#finish(w.wr, WcStatus.RNR_RETRY_EXC_ERR);
+      return;
+    }
+    w.retries++;
+    this.#rnrWait(peer);
+  }
+
+  /** Copy a WR that must wait; an INLINE WR's bytes are taken now (its buffers are the caller's again on return). */
+  #clone(wr: SendWr): SendWr {
+    const c = cloneWr(wr);
+    if (((wr.sendFlags ?? 0) & SendFlags.INLINE) !== 0 && wr.inlineData === undefined) {
+      const bytes = this.#req.inlineBytes(wr.sgList);
+      if (bytes !== null) c.inlineData = bytes;
+    }
+    return c;
+  }
+
   /** RNR: wait for the target's min_rnr_timer, then retry (timer and send-CQ polling both drive it). */
   #rnrWait(peer: RemoteQp | null): void {
     const us = RNR_TIMER_US[(peer?.minRnrTimer ?? 0) & 31]!;
@@ -309,13 +335,7 @@ export class ShmQp implements QueuePair {
         : this.#peer;
       const status = this.#req.execute(w.wr, peer, ((w.wr.sendFlags ?? 0) & SendFlags.INLINE) !== 0);
       if (status === RNR) {
-        const limit = (this.#attr.rnrRetry ?? 7);
-        if (limit !== 7 && ++w.retries > limit) {
-          this.#waiting.shift();
-          this.#finish(w.wr, WcStatus.RNR_RETRY_EXC_ERR);
-          return;
-        }
-        this.#rnrWait(peer);
+        this.#rnr(w, peer);
         return;
       }
       this.#waiting.shift();

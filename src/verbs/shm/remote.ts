@@ -34,6 +34,8 @@ export class RemoteQp {
   readonly mrTable: MrTable;
   /** Mapped regions of the peer's PD, by region id. */
   readonly regions: Array<Uint8Array | undefined> = [];
+  /** The same regions as 32-bit words (aligned copies). */
+  readonly #words: Array<Int32Array | undefined> = [];
   /** Set by the connection: pull region fds the peer already sent (synchronously); true if `id` is now mapped. */
   fetchRegion: ((id: number) => boolean) | null = null;
   /** False once the connection is gone (operations then fail as if the packets were lost). */
@@ -61,8 +63,8 @@ export class RemoteQp {
     }
   }
 
-  /** The peer QP's state (QpState), as it publishes it. */
-  get state(): number { return Atomics.load(this.#block, QP_I_STATE); }
+  /** The peer QP's state (QpState), as it publishes it (a plain read: a state change races with any operation). */
+  get state(): number { return this.#block[QP_I_STATE]!; }
   get minRnrTimer(): number { return this.#block[QP_I_MIN_RNR_TIMER]!; }
   get accessFlags(): number { return this.#block[QP_I_ACCESS]!; }
   get qkey(): number { return this.#block[QP_I_QKEY]! >>> 0; }
@@ -71,7 +73,9 @@ export class RemoteQp {
   addRegion(id: number, fd: number): void {
     try {
       if (!Number.isInteger(id) || id < 1 || id > 1 << 17) throw new KbypassError('ERR_KBYPASS_PROTOCOL', `bad region id ${id}`);
-      this.regions[id] = new Uint8Array(attachRegion(fd, 0).buffer);
+      const buffer = attachRegion(fd, 0).buffer;
+      this.regions[id] = new Uint8Array(buffer);
+      this.#words[id] = new Int32Array(buffer, 0, buffer.byteLength >> 2);
     } finally {
       native().close(fd);
     }
@@ -83,6 +87,9 @@ export class RemoteQp {
     if (r !== undefined || this.fetchRegion === null) return r;
     return this.fetchRegion(id) ? this.regions[id] : undefined;
   }
+
+  /** Region `id` as 32-bit words (after region(id) found it). */
+  words(id: number): Int32Array | undefined { return this.#words[id]; }
 
   /** Raise the peer's completion event (its recv CQ was armed). */
   notify(): void {
