@@ -4,7 +4,8 @@
  * every wait is bounded (PEER_TIMEOUT_MS).
  */
 import { KbypassError } from '../errors';
-import { SendFlags, WcStatus, WrOpcode, wcStatusName, type CompletionQueue, type SendWr } from '../verbs';
+import { SendFlags, WcStatus, WrOpcode, wcStatusName } from '../verbs/constants';
+import type { CompletionQueue, SendWr } from '../verbs';
 import { PEER_TIMEOUT_MS, type PerfSession } from './session';
 
 /** Samples of a latency loop (ns per iteration: a round trip, or one operation for READ/atomics). */
@@ -106,7 +107,7 @@ export function sendLat(s: PerfSession, client: boolean, size: number, iters: nu
 /** read_lat / atomic_lat: the client times each operation to its completion; the server's CPU does nothing. */
 export function oneSidedLat(s: PerfSession, client: boolean, opcode: number, size: number, iters: number, warmup: number, clockNs: number): Samples {
   const stamps = new Float64Array(iters + 1);
-  s.barrier();
+  s.barrier(!client);
   if (client) {
     const wr = sendWr(s, opcode, size);
     if (opcode !== WrOpcode.RDMA_READ) {
@@ -120,7 +121,7 @@ export function oneSidedLat(s: PerfSession, client: boolean, opcode: number, siz
       waitOne(s.sendCq, s);
     }
   }
-  s.barrier();
+  s.barrier(!client);
   return client ? deltas(stamps, clockNs) : new Float64Array(0);
 }
 
@@ -192,7 +193,7 @@ export function bwServer(s: PerfSession, opcode: number, iters: number): void {
       for (let k = 0; k < n; k++) s.qp.postRecv(recv);
     }
   } else {
-    s.barrier();
+    s.barrier(true);
   }
-  s.barrier();
+  s.barrier(true);
 }

@@ -3,7 +3,9 @@
  * an RC queue pair, connected through kbypass/cm. The client tells the server what to run in its private data;
  * the server answers with its MR's address and rkey.
  *
- *   MR: | control (64 B) | receive area (max size, 64-aligned) | send area (max size) |
+ *   MR: | control (64 B) | receive area (max size, 64-aligned) | 2 KiB gap | send area (max size) |
+ *   (The gap keeps a copy's source and destination apart by half a page mod 4 KiB: with the same offset in their
+ *   pages, the CPU's memory disambiguation stalls the copy — "4K aliasing" — and 64 KiB writes ran at half speed.)
  *   control +0: u32 barrier count, written by the peer with an RDMA WRITE (see barrier()).
  */
 import { once } from 'node:events';
@@ -13,6 +15,10 @@ import { KbypassError } from '../errors';
 import { ATOMIC_TYPES, PERF_TESTS, type PerfOptions, type PerfTest } from './args';
 
 export const CONTROL_BYTES = 64;
+/** Between the receive and the send area (see above). */
+export const ALIAS_GAP = 2048;
+/** A word nobody writes: Atomics.wait on it is a sleep. */
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 /** How long a barrier or a wait for the peer may take before the run fails, ms. */
 export const PEER_TIMEOUT_MS = 30_000;
 
@@ -83,7 +89,7 @@ export class PerfSession {
     this.ctx = openDevice(device);
     this.pd = this.ctx.allocPd();
     this.maxSize = Math.ceil(Math.max(maxSize, 8) / 64) * 64;
-    this.mr = this.pd.registerMemory(CONTROL_BYTES + 2 * this.maxSize,
+    this.mr = this.pd.registerMemory(CONTROL_BYTES + 2 * this.maxSize + ALIAS_GAP,
       Access.LOCAL_WRITE | Access.REMOTE_WRITE | Access.REMOTE_READ | Access.REMOTE_ATOMIC);
     const cqe = Math.max(depth * 2, 1024);
     this.sendCq = this.ctx.createCq(cqe);
@@ -98,7 +104,7 @@ export class PerfSession {
 
   /** Offsets (in mr.buffer) and addresses of the receive and send areas. */
   get recvOffset(): number { return CONTROL_BYTES; }
-  get sendOffset(): number { return CONTROL_BYTES + this.maxSize; }
+  get sendOffset(): number { return CONTROL_BYTES + this.maxSize + ALIAS_GAP; }
   get remoteRecvAddr(): number { return this.remoteAddr + CONTROL_BYTES; }
 
   /** Post receives (into the receive area, max size) until `n` are outstanding. */
@@ -123,14 +129,19 @@ export class PerfSession {
     this.#barrierWr.rdma = { remoteAddr: this.remoteAddr, rkey: this.rkey };
   }
 
-  /** Both ends wait here until the other arrives (RDMA WRITE of a count into the peer's control word). */
-  barrier(): void {
+  /**
+   * Both ends wait here until the other arrives (RDMA WRITE of a count into the peer's control word). `lazy`
+   * (a server with nothing to do until the client finishes): look every 50 µs, sleeping in between, so as not to
+   * take a core from the measured side — as perftest's server blocks on its socket.
+   */
+  barrier(lazy = false): void {
     const k = ++this.#barrier;
     const src = new Uint32Array(this.mr.buffer.buffer, this.mr.buffer.byteOffset + CONTROL_BYTES - 8, 1);
     src[0] = k;
     this.qp.postSend(this.#barrierWr);
     const deadline = performance.now() + PEER_TIMEOUT_MS;
     for (let spins = 0; Atomics.load(this.#ctl, 0) < k; spins++) {
+      if (lazy && spins > 1000) Atomics.wait(SLEEPER, 0, 0, 0.05);
       if ((spins & 0xffff) === 0 && (performance.now() > deadline || this.conn?.state === 'disconnected')) {
         throw new KbypassError('ETIMEDOUT', 'the peer did not reach the barrier (gone, or running another test?)');
       }

@@ -7,9 +7,9 @@ import { KbypassError } from '../../errors';
 import type { WorkCompletion } from '../types';
 import { PLAIN_PUBLISH } from '../../ring/layout';
 import {
-  CQE_BYTE_LEN, CQE_BYTES, CQE_F64_WR_ID, CQE_IMM, CQE_OPCODE, CQE_QP_NUM, CQE_SEQ, CQE_SOLICITED, CQE_SRC_QP,
-  CQE_STATUS, CQE_VENDOR_ERR, CQE_WC_FLAGS, CQ_ARM_NEXT, CQ_FLAG_OVERRUN, CQ_HEADER_BYTES, CQ_I_ARMED,
-  CQ_I_CAPACITY, CQ_I_EVENTS, CQ_I_FLAGS, CQ_I_HEAD, CQ_I_MAGIC, CQ_I_TAIL, CQ_I_VERSION, CQ_MAGIC, LAYOUT_VERSION, cqRegionBytes,
+  CQE_BYTE_LEN, CQE_BYTES, CQE_F64_WR_ID, CQE_IMM, CQE_INFO, CQE_QP_NUM, CQE_SEQ, CQE_SRC_QP, CQ_ARM_NEXT,
+  CQ_FLAG_OVERRUN, CQ_HEADER_BYTES, CQ_I_ARMED, CQ_I_CAPACITY, CQ_I_EVENTS, CQ_I_FLAGS, CQ_I_HEAD, CQ_I_MAGIC, CQ_I_TAIL,
+  CQ_I_VERSION, CQ_MAGIC, LAYOUT_VERSION, cqRegionBytes, packInfo,
 } from './layout';
 
 /** push() results. */
@@ -29,6 +29,8 @@ export class CqRing {
    * then need no CAS. The connection manager sets it before sharing the CQ; it never goes back.
    */
   multiProducer = false;
+  /** A producer's last read of the consumer's head (multi-producer path). */
+  #headSeen = 0;
   /** The single producer's tail (used only while !multiProducer). */
   #tail = 0;
 
@@ -85,24 +87,24 @@ export class CqRing {
     } else {
       for (;;) {
         t = Atomics.load(i32, CQ_I_TAIL);
-        if (((t - Atomics.load(i32, CQ_I_HEAD)) >>> 0) >= this.capacity) {
-          Atomics.or(i32, CQ_I_FLAGS, CQ_FLAG_OVERRUN);
-          return OVERRUN;
+        // The consumer's head line is written by the owner on every poll: read it only when the CQ looks full.
+        if (((t - this.#headSeen) >>> 0) >= this.capacity) {
+          this.#headSeen = Atomics.load(i32, CQ_I_HEAD);
+          if (((t - this.#headSeen) >>> 0) >= this.capacity) {
+            Atomics.or(i32, CQ_I_FLAGS, CQ_FLAG_OVERRUN);
+            return OVERRUN;
+          }
         }
         if (Atomics.compareExchange(i32, CQ_I_TAIL, t, (t + 1) | 0) === t) break;
       }
     }
     const base = (CQ_HEADER_BYTES + (t & this.#mask) * CQE_BYTES) >> 2;
-    i32[base + CQE_STATUS] = status;
-    i32[base + CQE_OPCODE] = opcode;
+    i32[base + CQE_INFO] = packInfo(status, opcode, wcFlags, solicited);
     i32[base + CQE_BYTE_LEN] = byteLen;
-    this.#f64[(base >> 1) + CQE_F64_WR_ID] = wrId;
     i32[base + CQE_IMM] = imm;
+    this.#f64[(base >> 1) + CQE_F64_WR_ID] = wrId;
     i32[base + CQE_QP_NUM] = qpNum;
     i32[base + CQE_SRC_QP] = srcQp;
-    i32[base + CQE_WC_FLAGS] = wcFlags;
-    i32[base + CQE_VENDOR_ERR] = 0;
-    i32[base + CQE_SOLICITED] = solicited ? 1 : 0;
     // The commit. On x86 (TSO) a plain store is ordered after the stores above (ring/layout.ts, PLAIN_PUBLISH).
     if (PLAIN_PUBLISH) i32[base + CQE_SEQ] = (t + 1) | 0;
     else Atomics.store(i32, base + CQE_SEQ, (t + 1) | 0);
@@ -126,15 +128,16 @@ export class CqRing {
       const base = (CQ_HEADER_BYTES + (h & this.#mask) * CQE_BYTES) >> 2;
       if (Atomics.load(i32, base + CQE_SEQ) !== ((h + 1) | 0)) break;
       const wc = out[n]!;
-      wc.status = i32[base + CQE_STATUS]!;
-      wc.opcode = i32[base + CQE_OPCODE]!;
+      const info = i32[base + CQE_INFO]!;
+      wc.status = info & 0xff;
+      wc.opcode = (info >>> 8) & 0xff;
+      wc.wcFlags = (info >>> 16) & 0xff;
       wc.byteLen = i32[base + CQE_BYTE_LEN]! >>> 0;
-      wc.wrId = f64[(base >> 1) + CQE_F64_WR_ID]!;
       wc.immData = i32[base + CQE_IMM]! >>> 0;
+      wc.wrId = f64[(base >> 1) + CQE_F64_WR_ID]!;
       wc.qpNum = i32[base + CQE_QP_NUM]! >>> 0;
       wc.srcQp = i32[base + CQE_SRC_QP]! >>> 0;
-      wc.wcFlags = i32[base + CQE_WC_FLAGS]!;
-      wc.vendorErr = i32[base + CQE_VENDOR_ERR]!;
+      wc.vendorErr = 0;
       h = (h + 1) | 0;
       n++;
     }

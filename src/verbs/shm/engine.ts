@@ -27,10 +27,12 @@ class Segs {
   // doubles are not).
   readonly off: number[] = new Array<number>(MAX_SEGS).fill(0);
   readonly len: number[] = new Array<number>(MAX_SEGS).fill(0);
+  /** The same buffers as 32-bit words from offset 0, where known (aligned copies go a word at a time). */
+  readonly words: Array<Int32Array | undefined> = new Array(MAX_SEGS).fill(undefined);
   reset(): void { this.n = 0; this.total = 0; }
-  add(b: Uint8Array, o: number, l: number): void {
+  add(b: Uint8Array, o: number, l: number, w?: Int32Array): void {
     const i = this.n++;
-    this.bytes[i] = b; this.off[i] = o; this.len[i] = l; this.total += l;
+    this.bytes[i] = b; this.off[i] = o; this.len[i] = l; this.total += l; this.words[i] = w;
   }
 }
 
@@ -42,10 +44,22 @@ function copy(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number)
   }
 }
 
+/** copy(), a word at a time when both sides have word views and everything is 4-byte aligned (≤ 256 bytes). */
+function copyW(dst: Uint8Array, dw: Int32Array | undefined, d: number, src: Uint8Array, sw: Int32Array | undefined, s: number, n: number): void {
+  if (dw !== undefined && sw !== undefined && ((d | s | n) & 3) === 0 && n <= 256) {
+    const a = d >> 2;
+    const b = s >> 2;
+    const k = n >> 2;
+    for (let i = 0; i < k; i++) dw[a + i] = sw[b + i]!;
+  } else {
+    copy(dst, d, src, s, n);
+  }
+}
+
 /** Move src's bytes into dst's ranges in order (dst.total ≥ src.total). */
 function scatter(dst: Segs, src: Segs): void {
   if (src.n === 1 && dst.n >= 1 && dst.len[0]! >= src.len[0]!) {
-    copy(dst.bytes[0]!, dst.off[0]!, src.bytes[0]!, src.off[0]!, src.len[0]!);
+    copyW(dst.bytes[0]!, dst.words[0], dst.off[0]!, src.bytes[0]!, src.words[0], src.off[0]!, src.len[0]!);
     return;
   }
   let di = 0;
@@ -97,7 +111,7 @@ export class Requester {
       const mr = this.#pd.localMr(s.lkey);
       if (mr === undefined || !mr.valid || s.addr < mr.addr || s.addr + s.length > mr.addr + mr.length) return false;
       if (write && (mr.access & Access.LOCAL_WRITE) === 0) return false;
-      segs.add(mr.buffer, s.addr - mr.addr, s.length);
+      segs.add(mr.buffer, s.addr - mr.addr, s.length, mr.words);
     }
     return true;
   }
@@ -114,7 +128,7 @@ export class Requester {
     const off = addr - ref.addr;
     if (bytes === undefined || off + len > bytes.length) return false;
     this.#remote.reset();
-    this.#remote.add(bytes, off, len);
+    this.#remote.add(bytes, off, len, peer.words(ref.regionId));
     return true;
   }
 
@@ -123,8 +137,13 @@ export class Requester {
    * SUCCESS, RNR, or the error to report (the target's receive completion is pushed here for errors).
    */
   #takeReceive(peer: RemoteQp, len: number): number {
+    if (!peer.rq.take(this.#wqe)) return RNR;
+    return this.#checkReceive(peer, len);
+  }
+
+  /** Check the receive WQE just taken (#wqe) against the target's MRs, into #remote (see #takeReceive). */
+  #checkReceive(peer: RemoteQp, len: number): number {
     const w = this.#wqe;
-    if (!peer.rq.take(w)) return RNR;
     if (w.numSge < 0) { this.#completeRemote(peer, WcStatus.LOC_QP_OP_ERR, WcOpcode.RECV, 0, 0, 0, false); return WcStatus.REM_OP_ERR; }
     const segs = this.#remote;
     segs.reset();
@@ -140,7 +159,7 @@ export class Requester {
         this.#completeRemote(peer, WcStatus.LOC_PROT_ERR, WcOpcode.RECV, 0, 0, 0, false);
         return WcStatus.REM_OP_ERR;
       }
-      segs.add(bytes, off, l);
+      segs.add(bytes, off, l, peer.words(ref.regionId));
     }
     if (segs.total < len) {
       this.#completeRemote(peer, WcStatus.LOC_LEN_ERR, WcOpcode.RECV, 0, 0, 0, false);
@@ -232,6 +251,51 @@ export class Requester {
     return WcStatus.SUCCESS;
   }
 
+  /**
+   * SEND (or SEND_WITH_IMM) of one non-empty SGE into a receive of one non-empty SGE, on RC or UC: the common
+   * case without the scatter/gather machinery. Returns a status or RNR, or -2 when the WR is not of that shape
+   * (nothing done: the caller takes the general path). Same checks and results as the general path.
+   */
+  #sendOne(wr: SendWr, peer: RemoteQp, op: number, reliable: boolean): number {
+    const sg = wr.sgList;
+    if (sg === undefined || sg.length !== 1) return -2;
+    const s = sg[0]!;
+    const len = s.length;
+    if (len === 0) return -2;
+    const mr = this.#pd.localMr(s.lkey);
+    if (mr === undefined || !mr.valid || s.addr < mr.addr || s.addr + len > mr.addr + mr.length) return WcStatus.LOC_PROT_ERR;
+    const w = this.#wqe;
+    if (!peer.rq.take(w)) return reliable ? RNR : WcStatus.SUCCESS;
+    const local = s.addr - mr.addr;
+    if (w.numSge !== 1 || w.length[0] === 0) {
+      const st = this.#checkReceive(peer, len);
+      if (st !== WcStatus.SUCCESS) return reliable ? st : WcStatus.SUCCESS;
+      this.#local.reset();
+      this.#local.add(mr.buffer, local, len, mr.words);
+      scatter(this.#remote, this.#local);
+    } else {
+      const ref = this.#ref;
+      const l = w.length[0]!;
+      const a = w.addr[0]!;
+      const bytes = peer.mrTable.lookup(w.lkey[0]!, ref) && ref.covers(a, l) && (ref.access & Access.LOCAL_WRITE) !== 0
+        ? peer.region(ref.regionId) : undefined;
+      const off = a - ref.addr;
+      if (bytes === undefined || off + l > bytes.length) {
+        this.#completeRemote(peer, WcStatus.LOC_PROT_ERR, WcOpcode.RECV, 0, 0, 0, false);
+        return reliable ? WcStatus.REM_OP_ERR : WcStatus.SUCCESS;
+      }
+      if (l < len) {
+        this.#completeRemote(peer, WcStatus.LOC_LEN_ERR, WcOpcode.RECV, 0, 0, 0, false);
+        return reliable ? WcStatus.REM_INV_REQ_ERR : WcStatus.SUCCESS;
+      }
+      copyW(bytes, peer.words(ref.regionId), off, mr.buffer, mr.words, local, len);
+    }
+    const imm = op === WrOpcode.SEND_WITH_IMM;
+    this.#completeRemote(peer, WcStatus.SUCCESS, WcOpcode.RECV, len, imm ? wr.immData! >>> 0 : 0, imm ? WcFlags.WITH_IMM : 0,
+      ((wr.sendFlags ?? 0) & 4) !== 0);
+    return WcStatus.SUCCESS;
+  }
+
   /** Execute one WR against `peer`. Returns a WcStatus for the requester, or RNR. */
   execute(wr: SendWr, peer: RemoteQp | null, inline: boolean): number {
     const reliable = this.#qpType === QpType.RC;
@@ -239,6 +303,11 @@ export class Requester {
     if (reliable && !inline && (op === WrOpcode.RDMA_WRITE || op === WrOpcode.RDMA_READ) && peer !== null && peer.alive &&
         peer.state >= QpState.RTR && peer.state !== QpState.ERR) {
       const st = this.#oneSge(wr, peer, op);
+      if (st !== -2) return st;
+    }
+    if ((op === WrOpcode.SEND || op === WrOpcode.SEND_WITH_IMM) && !inline && this.#qpType !== QpType.UD && peer !== null &&
+        peer.alive && peer.state >= QpState.RTR && peer.state !== QpState.ERR) {
+      const st = this.#sendOne(wr, peer, op, reliable);
       if (st !== -2) return st;
     }
     // A peer gone, or not in a state that takes packets: RC retries until retry_cnt runs out; UC/UD lose them.
@@ -279,11 +348,12 @@ export class Requester {
         const n = this.#remote.n;
         const b = this.#remote.bytes[0];
         const o = this.#remote.off[0]!;
+        const w = this.#remote.words[0];
         const st = this.#takeReceive(peer, 0);
         if (st === RNR) return reliable ? RNR : WcStatus.SUCCESS;
         if (st !== WcStatus.SUCCESS) return reliable ? st : WcStatus.SUCCESS;
         this.#remote.reset();
-        if (n !== 0) this.#remote.add(b!, o, src.total);
+        if (n !== 0) this.#remote.add(b!, o, src.total, w);
         if (src.total !== 0) scatter(this.#remote, src);
         this.#completeRemote(peer, WcStatus.SUCCESS, WcOpcode.RECV_RDMA_WITH_IMM, src.total, wr.immData! >>> 0, WcFlags.WITH_IMM,
           (wr.sendFlags ?? 0) & 4 ? true : false);

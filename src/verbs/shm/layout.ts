@@ -18,8 +18,9 @@
  *    A producer claims ticket t with a CAS on tail (refused when t − head ≥ cap: overrun), writes the CQE at
  *    slot t mod cap, then stores seq = t + 1 (the commit). The consumer takes slot head when seq = head + 1.
  *
- *    CQE (64 B): +0 i32 seq | +4 status | +8 opcode | +12 byte_len | +16 f64 wr_id | +24 imm_data | +28 qp_num
- *                +32 src_qp | +36 wc_flags | +40 vendor_err | +44 solicited | +48..63 reserved
+ *    CQE (64 B, one cache line, so two CQEs never share a line):
+ *      +0 i32 seq | +4 u32 status (bits 0–7), opcode (8–15), wc_flags (16–23), solicited (bit 24) | +8 byte_len
+ *      +12 imm_data | +16 f64 wr_id | +24 qp_num | +28 src_qp | +32..63 reserved (vendor_err is always 0 here)
  *
  * 2. Receive queue (in each QP's region, or a shared receive queue's own region). One producer (the owner
  *    posting receives), consumers that CAS the head (the peers' requesters; several for an SRQ):
@@ -70,17 +71,16 @@ export const CQ_ARM_NEXT = 1;
 export const CQ_ARM_SOLICITED = 2;
 /** i32 offsets within a CQE. */
 export const CQE_SEQ = 0;
-export const CQE_STATUS = 1;
-export const CQE_OPCODE = 2;
-export const CQE_BYTE_LEN = 3;
+export const CQE_INFO = 1;
+export const CQE_BYTE_LEN = 2;
+export const CQE_IMM = 3;
 /** f64 index within a CQE (byte 16). */
 export const CQE_F64_WR_ID = 2;
-export const CQE_IMM = 6;
-export const CQE_QP_NUM = 7;
-export const CQE_SRC_QP = 8;
-export const CQE_WC_FLAGS = 9;
-export const CQE_VENDOR_ERR = 10;
-export const CQE_SOLICITED = 11;
+export const CQE_QP_NUM = 6;
+export const CQE_SRC_QP = 7;
+/** CQE_INFO packs four small fields into one word: one store and one load instead of four. */
+export const packInfo = (status: number, opcode: number, wcFlags: number, solicited: boolean): number =>
+  (status & 0xff) | ((opcode & 0xff) << 8) | ((wcFlags & 0xff) << 16) | (solicited ? 1 << 24 : 0);
 
 export const cqRegionBytes = (capacity: number): number => CQ_HEADER_BYTES + capacity * CQE_BYTES;
 

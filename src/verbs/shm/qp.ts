@@ -345,19 +345,24 @@ export class ShmQp implements QueuePair {
   }
 
   postRecv(wr: RecvWr | readonly RecvWr[]): void {
-    const list = Array.isArray(wr) ? (wr as readonly RecvWr[]) : [wr as RecvWr];
-    for (let i = 0; i < list.length; i++) {
-      const w = list[i]!;
-      if (this.#destroyed) throw new PostError('EINVAL', i, 'the QP was destroyed');
-      if (this.#rq === null) throw new PostError('EINVAL', i, 'this QP takes its receives from an SRQ: post to the SRQ');
-      if (this.#state === QpState.RESET) throw new PostError('EINVAL', i, 'the QP is in RESET; receives can be posted from INIT on');
-      checkRecvWr(w, i, this.cap.maxRecvSge);
-      if (this.#state === QpState.ERR) {
-        if (this.recvCq.ring.push(WcStatus.WR_FLUSH_ERR, WcOpcode.RECV, 0, w.wrId ?? 0, 0, this.qpNum, 0, 0, false) === PUSHED_NOTIFY) this.recvCq.notify();
-        continue;
-      }
-      if (!this.#rq.post(w.wrId ?? 0, w.sgList)) throw new PostError('ENOMEM', i, `the receive queue is full (${this.cap.maxRecvWr} WRs)`);
+    if (Array.isArray(wr)) {
+      const list = wr as readonly RecvWr[];
+      for (let i = 0; i < list.length; i++) this.#postRecvOne(list[i]!, i);
+    } else {
+      this.#postRecvOne(wr as RecvWr, 0);
     }
+  }
+
+  #postRecvOne(w: RecvWr, i: number): void {
+    if (this.#destroyed) throw new PostError('EINVAL', i, 'the QP was destroyed');
+    if (this.#rq === null) throw new PostError('EINVAL', i, 'this QP takes its receives from an SRQ: post to the SRQ');
+    if (this.#state === QpState.RESET) throw new PostError('EINVAL', i, 'the QP is in RESET; receives can be posted from INIT on');
+    checkRecvWr(w, i, this.cap.maxRecvSge);
+    if (this.#state === QpState.ERR) {
+      if (this.recvCq.ring.push(WcStatus.WR_FLUSH_ERR, WcOpcode.RECV, 0, w.wrId ?? 0, 0, this.qpNum, 0, 0, false) === PUSHED_NOTIFY) this.recvCq.notify();
+      return;
+    }
+    if (!this.#rq.post(w.wrId ?? 0, w.sgList)) throw new PostError('ENOMEM', i, `the receive queue is full (${this.cap.maxRecvWr} WRs)`);
   }
 
   destroy(): void {

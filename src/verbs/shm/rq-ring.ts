@@ -8,6 +8,7 @@ import {
   RQ_MAGIC, SGE_BYTES, WQE_HEADER_BYTES, rqBytes, rqStride,
 } from './layout';
 import { layoutError } from './cq-ring';
+import { PLAIN_PUBLISH } from '../../ring/layout';
 import type { Sge } from '../types';
 
 /** A receive WQE as a consumer copied it out (reused by its taker). */
@@ -39,6 +40,10 @@ export class RqRing {
   readonly #mask: number;
   /** Owner's cached tail. */
   #tail = 0;
+  /** Owner: the consumers' head as last read (re-read only when the queue looks full). */
+  #headCache = 0;
+  /** Consumer: the owner's tail as last read (re-read only when the queue looks empty). */
+  #tailCache = 0;
 
   private constructor(buffer: ArrayBuffer, offset: number, capacity: number, maxSge: number) {
     this.capacity = capacity;
@@ -82,7 +87,11 @@ export class RqRing {
   post(wrId: number, sgList: readonly Sge[] | undefined): boolean {
     const i32 = this.#i32;
     const t = this.#tail;
-    if (((t - Atomics.load(i32, RQ_I_HEAD)) >>> 0) >= this.capacity) return false;
+    // Each line read here is one the other process writes: read it only when the cached value is not enough.
+    if (((t - this.#headCache) >>> 0) >= this.capacity) {
+      this.#headCache = Atomics.load(i32, RQ_I_HEAD);
+      if (((t - this.#headCache) >>> 0) >= this.capacity) return false;
+    }
     const base = RQ_HEADER_BYTES + (t & this.#mask) * this.#stride;
     const n = sgList === undefined ? 0 : sgList.length;
     this.#f64[base >> 3] = wrId;
@@ -95,7 +104,9 @@ export class RqRing {
       i32[(at >> 2) + 3] = s.lkey;
     }
     this.#tail = (t + 1) | 0;
-    Atomics.store(i32, RQ_I_TAIL, this.#tail);
+    // The publish. On x86 (TSO) a plain store is ordered after the WQE's stores (ring/layout.ts, PLAIN_PUBLISH).
+    if (PLAIN_PUBLISH) i32[RQ_I_TAIL] = this.#tail;
+    else Atomics.store(i32, RQ_I_TAIL, this.#tail);
     return true;
   }
 
@@ -105,7 +116,11 @@ export class RqRing {
     const f64 = this.#f64;
     for (;;) {
       const h = Atomics.load(i32, RQ_I_HEAD);
-      if (h === Atomics.load(i32, RQ_I_TAIL)) return false;
+      const avail = (this.#tailCache - h) >>> 0;
+      if (avail === 0 || avail > this.capacity) { // empty as far as we know, or others took past what we saw
+        this.#tailCache = Atomics.load(i32, RQ_I_TAIL);
+        if (h === this.#tailCache) return false;
+      }
       const base = RQ_HEADER_BYTES + (h & this.#mask) * this.#stride;
       out.wrId = f64[base >> 3]!;
       let n = i32[(base >> 2) + 2]!;

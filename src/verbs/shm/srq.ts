@@ -37,12 +37,14 @@ export class ShmSrq implements SharedReceiveQueue {
 
   postRecv(wr: RecvWr | readonly RecvWr[]): void {
     if (this.#destroyed) throw new PostError('EINVAL', 0, 'the SRQ was destroyed');
-    const list = Array.isArray(wr) ? (wr as readonly RecvWr[]) : [wr as RecvWr];
-    for (let i = 0; i < list.length; i++) {
-      const w = list[i]!;
-      checkRecvWr(w, i, this.maxSge);
-      if (!this.ring.post(w.wrId ?? 0, w.sgList)) throw new PostError('ENOMEM', i, `the SRQ is full (${this.maxWr} WRs)`);
-    }
+    if (!Array.isArray(wr)) { this.#post(wr as RecvWr, 0); return; }
+    const list = wr as readonly RecvWr[];
+    for (let i = 0; i < list.length; i++) this.#post(list[i]!, i);
+  }
+
+  #post(w: RecvWr, i: number): void {
+    checkRecvWr(w, i, this.maxSge);
+    if (!this.ring.post(w.wrId ?? 0, w.sgList)) throw new PostError('ENOMEM', i, `the SRQ is full (${this.maxWr} WRs)`);
   }
 
   destroy(): void {
