@@ -15,6 +15,7 @@ NAPI_MODULE_INIT() {
     FN("fdSeals", kb_fd_seals),
     FN("mmapShared", kb_mmap_shared),
     FN("close", kb_close),
+    FN("dup", kb_dup),
     FN("memlockLimit", kb_memlock_limit),
     FN("eventfd", kb_eventfd),
     FN("eventfdSignal", kb_eventfd_signal),

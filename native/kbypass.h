@@ -13,6 +13,7 @@ napi_value kb_fd_size(napi_env env, napi_callback_info info);
 napi_value kb_fd_seals(napi_env env, napi_callback_info info);
 napi_value kb_mmap_shared(napi_env env, napi_callback_info info);
 napi_value kb_close(napi_env env, napi_callback_info info);
+napi_value kb_dup(napi_env env, napi_callback_info info);
 napi_value kb_memlock_limit(napi_env env, napi_callback_info info);
 
 /* doorbell.c */

@@ -149,6 +149,15 @@ napi_value kb_close(napi_env env, napi_callback_info info) {
   return kb_undefined(env);
 }
 
+napi_value kb_dup(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!kb_args(env, info, 1, argv) || !kb_arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return kb_throw_errno(env, errno, "fcntl");
+  return kb_int32(env, copy);
+}
+
 napi_value kb_memlock_limit(napi_env env, napi_callback_info info) {
   (void)info;
   struct rlimit rl;

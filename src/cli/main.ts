@@ -1,6 +1,7 @@
 /**
  * The `kbypass` command. Subcommands:
  *   kbypass bench ipc [--quick] [--json] [--sizes 64,1024]   latency and throughput between two processes
+ *   kbypass bench verbs [--quick] [--json]                  the verbs figures: perf's tests against their floors
  *   kbypass perf <test> [server] [options]                   perftest's tools over kbypass/verbs (src/perf)
  *   kbypass --version | --help
  * Exit codes: 0 done, 1 failed, 2 bad usage.
@@ -16,6 +17,11 @@ Commands:
       --quick        fewer sizes and iterations (under 45 s)
       --json         print one JSON object on stdout instead of tables
       --sizes LIST   message sizes in bytes, comma-separated (default 8 B to 1 MiB)
+
+  bench verbs  kbypass/verbs on shm0 against the floors, in one run: write_lat and send_lat
+               (8 B) against the C ping-pong, write_bw (64 KiB) against memcpy, send_bw (64 B).
+      --quick        fewer iterations (about 20 s)
+      --json         print one JSON object on stdout instead of the report
 
   perf <test> [server]
                perftest's tools over kbypass/verbs: send_lat, write_lat, read_lat, atomic_lat,
@@ -74,6 +80,13 @@ export async function main(argv: string[]): Promise<number> {
     } else {
       process.stdout.write(`${formatIpcReport(result)}\n`);
     }
+    return 0;
+  }
+  if (cmd === 'bench' && sub === 'verbs') {
+    if (values.sizes !== undefined) { process.stderr.write('kbypass: bench verbs takes no --sizes\n'); return 2; }
+    const { runVerbsBench, formatVerbsReport } = await import('../../bench/verbs/main');
+    const result = await runVerbsBench({ quick: values.quick === true });
+    process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : formatVerbsReport(result));
     return 0;
   }
   process.stderr.write(`kbypass: unknown command '${positionals.join(' ')}'\n\n${USAGE}`);

@@ -10,33 +10,58 @@
  *
  * Addresses: a same-host address is a Unix socket path, or '@name' for a Linux abstract socket name. (Other
  * hosts' addresses come with a network provider.)
+ *
+ * Nothing a client or a peer sends can crash the process: a client whose set-up fails is a listener's
+ * 'clientError' (reported only to whoever listens), a peer that breaks the protocol ends its connection with an
+ * ERR_KBYPASS_PROTOCOL error ('DISCONNECTED', or a failed connect/accept). Every failure of a connect or accept
+ * undoes what it did (the peer forgotten and detached, our QP out of RTS).
  */
 import { EventEmitter } from 'node:events';
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
-import { KbypassError } from '../errors';
+import { invalidArgType, KbypassError, outOfRange } from '../errors';
+import { debug } from '../diagnostics';
 import { native, WATCH_READABLE, type WatchHandle } from '../native/binding';
 import { closeAll } from '../channel/rendezvous';
+import type { PeerCredentials } from '../channel/options';
 import type { QueuePair } from '../verbs/api';
 import { Access, QpAttrMask as M, QpState, QpType, Mtu } from '../verbs/constants';
 import type { QpAttr } from '../verbs/qp-attr';
 import { ShmQp } from '../verbs/shm/qp';
 import { RemoteQp } from '../verbs/shm/remote';
 import { LOCAL_LID } from '../verbs/shm/context';
-import { CmLink } from './link';
-import { CM_FLAG_HAS_EVENT, CM_FLAG_HAS_SRQ, CmType, PDATA_LIMIT, type CmMessage } from './wire';
+import { CmLink, protocolError } from './link';
+import { CM_FLAG_HAS_EVENT, CM_FLAG_HAS_SRQ, CmRejectReason, CmType, PDATA_LIMIT, type CmMessage } from './wire';
 
 /** rdma_cm's Q_Key for UD (RDMA_UDP_QKEY). */
 export const CM_UDP_QKEY = 0x01234567;
+
+/** The client process of a request (SO_PEERCRED). */
+export type CmPeer = PeerCredentials;
+
+/**
+ * Why a connect was REJECTED: the server's application said no ('application'), the listener's `authorize`
+ * refused this client ('unauthorized'), nobody answered the request within the listener's `requestTimeout`
+ * ('timeout'), or the server could not use the request ('invalid').
+ */
+export type CmRejectReasonName = 'application' | 'unauthorized' | 'timeout' | 'invalid' | 'unknown';
+const REJECT_NAMES: readonly CmRejectReasonName[] = ['application', 'unauthorized', 'timeout', 'invalid'];
+const REJECT_CODES: Record<CmRejectReasonName, string> = {
+  application: 'ECONNREFUSED', unauthorized: 'EACCES', timeout: 'ETIMEDOUT', invalid: 'EPROTO', unknown: 'ECONNREFUSED',
+};
 
 /** A failed connect: `event` is rdma_cm's event name. */
 export class CmError extends KbypassError {
   readonly event: 'REJECTED' | 'UNREACHABLE' | 'CONNECT_ERROR';
   /** The private data of a REJECTED. */
   readonly privateData: Uint8Array;
-  constructor(code: string, event: CmError['event'], message: string, privateData: Uint8Array = new Uint8Array(0), cause?: unknown) {
+  /** Why a REJECTED came (`code` says the same: ECONNREFUSED, EACCES, ETIMEDOUT, EPROTO); null for other events. */
+  readonly reason: CmRejectReasonName | null;
+  constructor(code: string, event: CmError['event'], message: string, privateData: Uint8Array = new Uint8Array(0), cause?: unknown,
+    reason: CmRejectReasonName | null = null) {
     super(code, message, cause === undefined ? undefined : { cause });
     this.event = event;
     this.privateData = privateData;
+    this.reason = reason;
     this.name = 'CmError';
   }
 }
@@ -69,8 +94,20 @@ function checkPdata(p: Uint8Array | undefined, type: number, what: string): Uint
   return p;
 }
 
+/**
+ * Who uses a QP: the connect or accept in progress with it (a Handshake), then its established connection until
+ * that is disconnected. A QP belongs to one of them at a time; only its owner may move it to ERROR.
+ */
+const owners = new WeakMap<ShmQp, object>();
+
 function checkQp(qp: unknown, what: string): ShmQp {
   if (!(qp instanceof ShmQp)) throw new KbypassError('ERR_INVALID_ARG_TYPE', `${what}: qp must be a QP of device shm0`);
+  const owner = owners.get(qp);
+  if (owner !== undefined) {
+    throw new KbypassError('EBUSY', owner instanceof CmConnection
+      ? `${what}: QP ${qp.qpNum} is still used by an established connection; disconnect it (and wait for 'DISCONNECTED') before connecting the QP again`
+      : `${what}: QP ${qp.qpNum} is in a connect or accept that has not finished yet`);
+  }
   if (qp.state !== QpState.RESET && qp.state !== QpState.INIT) throw new KbypassError('EINVAL', `${what}: the QP must be in RESET or INIT, not state ${qp.state}`);
   return qp;
 }
@@ -96,12 +133,18 @@ function attach(m: CmMessage, fds: number[]): RemoteQp {
   const recvCq = fds[i++]!;
   const recvCqEvent = (m.flags & CM_FLAG_HAS_EVENT) ? fds[i++]! : -1;
   const mrTable = fds[i++]!;
+  let remote: RemoteQp;
   try {
-    return new RemoteQp(m.lid, { qp, srq, recvCq, recvCqEvent, mrTable });
+    remote = new RemoteQp(m.lid, { qp, srq, recvCq, recvCqEvent, mrTable });
   } catch (e) {
     if (recvCqEvent >= 0) closeAll([recvCqEvent]);
-    throw e;
+    throw protocolError(e, 'the peer\'s QP could not be attached');
   }
+  if (remote.type !== m.qpType) {
+    remote.detach();
+    throw new KbypassError('ERR_KBYPASS_PROTOCOL', `the peer says its QP is type ${m.qpType}, but its QP block says ${remote.type}`);
+  }
+  return remote;
 }
 
 /** RESET → INIT with what the CM uses (all remote access for RC/UC; rdma_cm's Q_Key for UD). */
@@ -142,6 +185,139 @@ function toRts(qp: ShmQp, remote: RemoteQp, psn: number, o: CmConnectionOptions)
   qp.modify(rts, rmask);
 }
 
+/**
+ * Tell the peer about each region our PD registers from now on. Never throws into the user's registerMemory: if
+ * the message cannot go (EAGAIN: the peer is not reading its socket), the link ends with that error on the next
+ * tick (our side's connect/accept fails or the connection is DISCONNECTED; the peer sees DISCONNECTED).
+ */
+function subscribe(qp: ShmQp, link: CmLink): () => void {
+  const pd = qp.pd;
+  const listener = (id: number, fd: number): void => {
+    if (link.ended) return;
+    try {
+      link.send({ type: CmType.MR_ADD, value: id }, [fd]);
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? 'EIO';
+      link.abort(new KbypassError(code, `could not pass region ${id} to the peer: ${(e as Error).message}`, { cause: e }));
+    }
+  };
+  pd.listeners.add(listener);
+  return () => { pd.listeners.delete(listener); };
+}
+
+/**
+ * Undo a peer's attachment (every failed connect or accept, and a connection's end): forget the peer in our
+ * context (if that entry is still this peer's), move our QP to ERROR if `owner` still owns it and it is at
+ * `fromState` or beyond (its outstanding work is flushed), and detach the peer's memory.
+ */
+function release(qp: ShmQp, remote: RemoteQp | null, owner: object, fromState: number): void {
+  const ctx = qp.pd.context;
+  if (remote !== null) {
+    const key = ctx.remoteKey(remote.lid, remote.qpn);
+    if (ctx.remotes.get(key) === remote) ctx.remotes.delete(key);
+  }
+  if (owners.get(qp) === owner) {
+    owners.delete(qp);
+    if (qp.state >= fromState && qp.state !== QpState.RESET && qp.state !== QpState.ERR) {
+      try { qp.modify({ qpState: QpState.ERR }, M.STATE); } catch { /* destroyed meanwhile */ }
+    }
+  }
+  remote?.detach();
+}
+
+/** A connect or accept in progress: what it did so far, so that one undo() takes all of it back. */
+class Handshake {
+  readonly qp: ShmQp;
+  readonly link: CmLink;
+  remote: RemoteQp | null = null;
+  /** True once the connect or accept has resolved or failed. */
+  settled = false;
+  /** The handshake's deadline. */
+  timer: NodeJS.Timeout | undefined;
+  #unlisten: (() => void) | null = null;
+
+  constructor(qp: ShmQp, link: CmLink) {
+    this.qp = qp;
+    this.link = link;
+    owners.set(qp, this);
+  }
+
+  /** Settle as a success: stop the deadline; false if it had already settled. */
+  succeed(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    clearTimeout(this.timer);
+    return true;
+  }
+
+  /** Settle as a failure (once): stop the deadline, undo everything, reject, then end the link. */
+  fail(e: CmError, reject: (e: CmError) => void): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.undo();
+    reject(e);
+    this.link.end(null);
+  }
+
+  /** Send an MR_ADD for each region of our PD, and one for each registered from now on (subscribed first). */
+  advertise(): void {
+    const pd = this.qp.pd;
+    this.#unlisten = subscribe(this.qp, this.link);
+    for (let id = 1; id < pd.regions.length; id++) {
+      const r = pd.regions[id];
+      if (r !== undefined && r.fd >= 0) this.link.send({ type: CmType.MR_ADD, value: id }, [r.fd]);
+    }
+  }
+
+  /** Make the peer's QP known to our context (our QP's RTR finds it there); its late regions come from the link. */
+  bind(remote: RemoteQp): void {
+    this.remote = remote;
+    const ctx = this.qp.pd.context;
+    ctx.remotes.set(ctx.remoteKey(remote.lid, remote.qpn), remote);
+    const link = this.link;
+    remote.fetchRegion = (id) => { link.pump(); return remote.regions[id] !== undefined; };
+  }
+
+  /** The PD subscription, for the connection that takes over. */
+  handOver(): () => void {
+    const u = this.#unlisten ?? (() => {});
+    this.#unlisten = null;
+    return u;
+  }
+
+  /**
+   * Take back everything. Our QP goes to ERROR only if it was bound to the peer (RTR or beyond): a QP still in
+   * INIT (e.g. after REJECTED) is bound to nothing and may connect again, its posted receives kept.
+   */
+  undo(): void {
+    this.#unlisten?.();
+    this.#unlisten = null;
+    release(this.qp, this.remote, this, QpState.RTR);
+  }
+}
+
+/** The error of a handshake whose link ended. */
+function endError(what: string, err: Error | null, gone: string): CmError {
+  const code = (err as { code?: string } | null)?.code ?? 'ECONNRESET';
+  return new CmError(code, 'CONNECT_ERROR', `${what}: ${err === null ? gone : err.message}`, undefined, err ?? undefined);
+}
+
+/** The error of a step of a handshake that threw. */
+function stepError(what: string, e: unknown): CmError {
+  if (e instanceof CmError) return e;
+  return new CmError((e as { code?: string }).code ?? 'EIO', 'CONNECT_ERROR', `${what}: ${(e as Error)?.message ?? String(e)}`, undefined, e);
+}
+
+export interface CmConnection {
+  /** The connection ended: `error` is null for an orderly disconnect (either side), else why (the peer died,
+   *  broke the protocol — ERR_KBYPASS_PROTOCOL —, or could not be told about a new region). */
+  on(event: 'DISCONNECTED', listener: (error: Error | null) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'DISCONNECTED', listener: (error: Error | null) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
 /** An established connection: our QP, attached to the peer's. */
 export class CmConnection extends EventEmitter {
   readonly qp: QueuePair;
@@ -153,28 +329,30 @@ export class CmConnection extends EventEmitter {
   readonly #remoteQp: RemoteQp;
   readonly #unlisten: () => void;
   #state: 'established' | 'disconnecting' | 'disconnected' = 'established';
+  #timer: NodeJS.Timeout | null = null;
 
   /** @internal */
-  constructor(qp: ShmQp, link: CmLink, remote: RemoteQp, privateData: Uint8Array) {
+  constructor(qp: ShmQp, link: CmLink, remote: RemoteQp, privateData: Uint8Array, unlisten: () => void) {
     super();
     this.qp = qp;
     this.privateData = privateData;
     this.remote = { lid: remote.lid, qpn: remote.qpn, qkey: remote.qkey };
     this.#link = link;
     this.#remoteQp = remote;
-    link.handlers((m, fds) => this.#onMessage(m, fds), (err) => this.#onEnd(err));
-    const pd = qp.pd;
-    const listener = (id: number, fd: number) => { if (!link.ended) link.send({ type: CmType.MR_ADD, value: id }, [fd]); };
-    pd.listeners.add(listener);
-    this.#unlisten = () => pd.listeners.delete(listener);
-    remote.fetchRegion = (id) => { link.pump(); return remote.regions[id] !== undefined; };
+    this.#unlisten = unlisten;
+    owners.set(qp, this);
+    link.handlers((m, fds) => this.#onMessage(m, fds), (err) => this.#finish(err));
     link.ref(false); // an established connection does not keep the process alive by itself
   }
 
   get state(): string { return this.#state; }
 
   #onMessage(m: CmMessage, fds: number[]): void {
-    if (m.type === CmType.MR_ADD && fds.length === 1) { this.#remoteQp.addRegion(m.value, fds[0]!); return; }
+    if (m.type === CmType.MR_ADD) {
+      if (fds.length !== 1) { closeAll(fds); throw new KbypassError('ERR_KBYPASS_PROTOCOL', `an MR_ADD came with ${fds.length} fds`); }
+      this.#remoteQp.addRegion(m.value, fds[0]!); // a bad id or fd throws: the link ends with ERR_KBYPASS_PROTOCOL
+      return;
+    }
     closeAll(fds);
     if (m.type === CmType.DREQ) {
       try { this.#link.send({ type: CmType.DREP }); } catch { /* gone */ }
@@ -184,23 +362,21 @@ export class CmConnection extends EventEmitter {
     }
   }
 
-  #onEnd(err: Error | null): void { this.#finish(err); }
-
   #finish(err: Error | null): void {
     if (this.#state === 'disconnected') return;
     this.#state = 'disconnected';
+    if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
     this.#unlisten();
-    const ctx = (this.qp as ShmQp).pd.context;
-    const key = ctx.remoteKey(this.#remoteQp.lid, this.#remoteQp.qpn);
-    if (ctx.remotes.get(key) === this.#remoteQp) ctx.remotes.delete(key);
-    this.#remoteQp.detach();
-    const qp = this.qp as ShmQp;
-    // rdma_disconnect moves the QP to ERROR: outstanding work completes with WR_FLUSH_ERR.
-    if (qp.state !== QpState.RESET && qp.state !== QpState.ERR) {
-      try { qp.modify({ qpState: QpState.ERR }, M.STATE); } catch { /* destroyed */ }
-    }
+    // rdma_disconnect moves the QP to ERROR (outstanding work completes with WR_FLUSH_ERR) — unless the QP has
+    // passed on to another connection since.
+    release(this.qp as ShmQp, this.#remoteQp, this, QpState.INIT);
     this.#link.end(null);
-    this.emit('DISCONNECTED', err);
+    // The peer may have died between claiming a slot of our receive CQ and committing it: once any write it had in
+    // flight is surely over, fill such holes so the CQ does not stall (cq-ring.ts, fillHoles).
+    const cq = (this.qp as ShmQp).recvCq;
+    setTimeout(() => cq.ring.fillHoles(), 10).unref();
+    // On the next tick: a listener's exception must not land in the link's message handling.
+    process.nextTick(() => this.emit('DISCONNECTED', err));
   }
 
   /** rdma_disconnect: the QP goes to ERROR; resolves when the peer answered or has gone (at most 1 s). */
@@ -210,10 +386,9 @@ export class CmConnection extends EventEmitter {
     if (this.#state === 'established') {
       this.#state = 'disconnecting';
       this.#link.ref(true);
-      try { this.#link.send({ type: CmType.DREQ }); } catch { this.#finish(null); }
-      const t = setTimeout(() => this.#finish(null), 1000);
-      t.unref();
-      void done.then(() => clearTimeout(t));
+      try { this.#link.send({ type: CmType.DREQ }); } catch { this.#finish(null); return done; }
+      this.#timer = setTimeout(() => this.#finish(null), 1000);
+      this.#timer.unref();
     }
     return done;
   }
@@ -224,79 +399,111 @@ export class ConnectRequest {
   /** The client's private data. */
   readonly privateData: Uint8Array;
   /** The client process (SO_PEERCRED). */
-  readonly peer: { pid: number; uid: number; gid: number };
+  readonly peer: CmPeer;
   /** The client QP's type (QpType.*): accept with a QP of the same type. */
   readonly qpType: number;
   readonly #link: CmLink;
   readonly #remote: RemoteQp;
-  #answered = false;
+  readonly #timeout: number;
+  readonly #timer: NodeJS.Timeout;
+  #state: 'pending' | 'accepted' | 'rejected' | 'timed-out' | 'gone' = 'pending';
 
   /** @internal */
-  constructor(link: CmLink, m: CmMessage, remote: RemoteQp, peer: { pid: number; uid: number; gid: number }) {
+  constructor(link: CmLink, m: CmMessage, remote: RemoteQp, peer: CmPeer, timeout: number) {
     this.#link = link;
     this.#remote = remote;
     this.privateData = m.privateData;
     this.peer = peer;
     this.qpType = m.qpType;
+    this.#timeout = timeout;
+    // Unanswered, a request would keep its socket, the client's mappings and its eventfd for ever.
+    this.#timer = setTimeout(() => {
+      debug('cm: request from pid %d not answered within %d ms: rejected', peer.pid, timeout);
+      this.#refuse(CmRejectReason.TIMEOUT, new Uint8Array(0), 'timed-out');
+    }, timeout);
     link.handlers((mm, fds) => {
-      if (mm.type === CmType.MR_ADD && fds.length === 1) remote.addRegion(mm.value, fds[0]!);
-      else closeAll(fds);
-    }, () => { if (!this.#answered) { this.#answered = true; remote.detach(); } });
+      if (mm.type !== CmType.MR_ADD) { closeAll(fds); return; }
+      if (fds.length !== 1) { closeAll(fds); throw new KbypassError('ERR_KBYPASS_PROTOCOL', `an MR_ADD came with ${fds.length} fds`); }
+      remote.addRegion(mm.value, fds[0]!);
+    }, (err) => {
+      clearTimeout(this.#timer);
+      if (this.#state !== 'pending') return;
+      this.#state = 'gone';
+      remote.detach();
+      debug('cm: the client (pid %d) of an unanswered request went away%s', peer.pid, err === null ? '' : `: ${err.message}`);
+    });
+  }
+
+  /** Why this request cannot be answered any more (null: it can). */
+  #closed(what: string): Error | null {
+    switch (this.#state) {
+      case 'pending': return null;
+      case 'gone': return new CmError('ECONNRESET', 'CONNECT_ERROR', `${what}: the client went away`);
+      case 'timed-out': return new KbypassError('ETIMEDOUT', `${what}: this request was not answered within the listener's requestTimeout (${this.#timeout} ms) and was rejected`);
+      default: return new KbypassError('EINVAL', `${what}: this request was already answered`);
+    }
+  }
+
+  #refuse(reason: number, pdata: Uint8Array, state: 'rejected' | 'timed-out'): void {
+    if (this.#state !== 'pending') return;
+    this.#state = state;
+    clearTimeout(this.#timer);
+    try { this.#link.send({ type: CmType.REJ, value: reason, privateData: pdata }); } catch { /* client gone */ }
+    this.#remote.detach();
+    this.#link.end(null);
   }
 
   /** rdma_accept: attach, move `qp` to RTS, answer; resolves at ESTABLISHED (the client's RTU). */
   accept(qp: QueuePair, options: CmConnectionOptions = {}): Promise<CmConnection> {
-    if (this.#answered) return Promise.reject(new KbypassError('EINVAL', 'this request was already answered'));
+    const closed = this.#closed('accept');
+    if (closed !== null) return Promise.reject(closed);
     const q = checkQp(qp, 'accept');
     const pdata = checkPdata(options.privateData, CmType.REP, 'accept');
     if (q.qpType !== this.qpType) return Promise.reject(new KbypassError('EINVAL', `the client's QP is type ${this.qpType}; accept with a QP of the same type`));
-    this.#answered = true;
+    this.#state = 'accepted';
+    clearTimeout(this.#timer);
     const link = this.#link;
     const remote = this.#remote;
+    const hs = new Handshake(q, link);
     return new Promise<CmConnection>((resolve, reject) => {
+      const fail = (e: CmError): void => hs.fail(e, reject);
+      link.handlers((m, fds) => {
+        if (m.type === CmType.MR_ADD) {
+          if (fds.length !== 1) { closeAll(fds); throw new KbypassError('ERR_KBYPASS_PROTOCOL', `an MR_ADD came with ${fds.length} fds`); }
+          remote.addRegion(m.value, fds[0]!);
+          return;
+        }
+        closeAll(fds);
+        if (m.type !== CmType.RTU || !hs.succeed()) return;
+        resolve(new CmConnection(q, link, remote, this.privateData, hs.handOver()));
+      }, (err) => fail(endError('accept', err, 'the client went away')));
       try {
-        const ctx = q.pd.context;
-        ctx.remotes.set(ctx.remoteKey(remote.lid, remote.qpn), remote);
+        hs.bind(remote);
         const psn = Math.floor(Math.random() * 0xffffff);
         toRts(q, remote, psn, options);
-        remote.fetchRegion = (id) => { link.pump(); return remote.regions[id] !== undefined; };
         const { fds, flags } = qpFds(q);
         link.send({ type: CmType.REP, qpn: q.qpNum, qpType: q.qpType, psn, lid: LOCAL_LID, flags, privateData: pdata }, fds);
-        for (let id = 1; id < q.pd.regions.length; id++) {
-          const r = q.pd.regions[id];
-          if (r !== undefined && r.fd >= 0) link.send({ type: CmType.MR_ADD, value: id }, [r.fd]);
-        }
+        hs.advertise();
       } catch (e) {
-        // Undo what was done: forget the peer, and take our QP out of RTS (its work is flushed).
-        const ctx = q.pd.context;
-        const key = ctx.remoteKey(remote.lid, remote.qpn);
-        if (ctx.remotes.get(key) === remote) ctx.remotes.delete(key);
-        if (q.state !== QpState.RESET && q.state !== QpState.ERR) {
-          try { q.modify({ qpState: QpState.ERR }, M.STATE); } catch { /* destroyed meanwhile */ }
-        }
-        remote.detach();
-        reject(e);
-        link.end(null);
+        fail(stepError('accept', e));
         return;
       }
-      // Reject before ending the link: ending it runs the end handler below, whose rejection would win otherwise.
-      const timer = setTimeout(() => { reject(new CmError('ETIMEDOUT', 'CONNECT_ERROR', 'accept: the client never confirmed (RTU)')); link.end(null); }, options.timeout ?? 5000);
-      link.handlers((m, fds) => {
-        if (m.type === CmType.MR_ADD && fds.length === 1) { remote.addRegion(m.value, fds[0]!); return; }
-        closeAll(fds);
-        if (m.type === CmType.RTU) { clearTimeout(timer); resolve(new CmConnection(q, link, remote, this.privateData)); }
-      }, (err) => { clearTimeout(timer); remote.detach(); reject(new CmError('ECONNRESET', 'CONNECT_ERROR', 'accept: the client went away', undefined, err ?? undefined)); });
+      if (!hs.settled) {
+        const ms = options.timeout ?? 5000;
+        hs.timer = setTimeout(() => fail(new CmError('ETIMEDOUT', 'CONNECT_ERROR', `accept: the client never confirmed (RTU) within ${ms} ms`)), ms);
+      }
     });
   }
 
-  /** rdma_reject, with optional private data (≤ 148 bytes) for the client's REJECTED. */
+  /**
+   * rdma_reject, with optional private data (≤ 148 bytes) for the client's REJECTED. Throws EINVAL if the request
+   * was already accepted or rejected; does nothing if the client has gone or the request timed out meanwhile.
+   */
   reject(privateData?: Uint8Array): void {
-    if (this.#answered) throw new KbypassError('EINVAL', 'this request was already answered');
+    if (this.#state === 'gone' || this.#state === 'timed-out') return;
+    if (this.#state !== 'pending') throw new KbypassError('EINVAL', 'this request was already answered');
     const pdata = checkPdata(privateData, CmType.REJ, 'reject');
-    this.#answered = true;
-    try { this.#link.send({ type: CmType.REJ, value: 0, privateData: pdata }); } catch { /* client gone */ }
-    this.#remote.detach();
-    this.#link.end(null);
+    this.#refuse(CmRejectReason.APPLICATION, pdata, 'rejected');
   }
 }
 
@@ -306,19 +513,90 @@ export interface CmListenOptions {
   mode?: number;
   /** listen(2) backlog. Default 128. */
   backlog?: number;
+  /**
+   * How long a CONNECT_REQUEST may wait for accept() or reject(), in ms. After that it is rejected (the client's
+   * connect fails with REJECTED, reason 'timeout', code ETIMEDOUT) and its resources are released. Default 5000.
+   */
+  requestTimeout?: number;
+  /**
+   * Decide whether a client may connect, from its credentials (SO_PEERCRED). A client it refuses (it returns
+   * anything but `true`, or throws — then the error is a 'clientError' too) is rejected before anything it sent
+   * is mapped: its connect fails with REJECTED, reason 'unauthorized', code EACCES.
+   *
+   * Default (as for channels): for a path socket, any client that could open the socket file (its permissions,
+   * `mode`, decided); for an abstract name ('@name'), which has no permissions and which any local user can
+   * reach, only processes of this user (same uid) and root.
+   */
+  authorize?: (peer: CmPeer) => boolean;
 }
 
-/** rdma_listen: emits 'CONNECT_REQUEST' (ConnectRequest) and 'error'. */
+interface ResolvedListenOptions {
+  mode: number;
+  backlog: number;
+  requestTimeout: number;
+  authorize: ((peer: CmPeer) => boolean) | undefined;
+}
+
+function intOption(o: Record<string, unknown>, name: string, min: number, max: number, dflt: number): number {
+  const v = o[name];
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number') throw invalidArgType(`options.${name}`, 'of type number', v);
+  if (!Number.isInteger(v) || v < min || v > max) throw outOfRange(`options.${name}`, `an integer >= ${min} and <= ${max}`, v);
+  return v;
+}
+
+function resolveListenOptions(options: unknown): ResolvedListenOptions {
+  if (options === undefined) options = {};
+  if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
+  const o = options as Record<string, unknown>;
+  const authorize = o['authorize'];
+  if (authorize !== undefined && typeof authorize !== 'function') throw invalidArgType('options.authorize', 'of type function', authorize);
+  return {
+    mode: intOption(o, 'mode', 0, 0o777, 0o600),
+    backlog: intOption(o, 'backlog', 1, 65535, 128),
+    requestTimeout: intOption(o, 'requestTimeout', 1, 2 ** 31 - 1, 5000),
+    authorize: authorize as ResolvedListenOptions['authorize'],
+  };
+}
+
+/** How long a client may take to send its REQ after connecting. */
+const REQ_TIMEOUT_MS = 5000;
+/** How long the listener stops accepting after accept(2) fails (e.g. EMFILE). */
+const ACCEPT_BACKOFF_MS = 100;
+
+export interface CmListener {
+  on(event: 'CONNECT_REQUEST', listener: (req: ConnectRequest) => void): this;
+  /** A client's set-up failed (a bad REQ, fds that cannot be mapped, …); that client was dropped or rejected. */
+  on(event: 'clientError', listener: (error: Error, peer: CmPeer | null) => void): this;
+  /** The listening socket itself failed (accept(2): EMFILE…); the listener pauses briefly and goes on. */
+  on(event: 'error', listener: (error: Error) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'CONNECT_REQUEST', listener: (req: ConnectRequest) => void): this;
+  once(event: 'clientError', listener: (error: Error, peer: CmPeer | null) => void): this;
+  once(event: 'error', listener: (error: Error) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+/**
+ * rdma_listen: emits 'CONNECT_REQUEST' (ConnectRequest). A client whose set-up fails is a 'clientError' (emitted
+ * only if someone listens, else traced with NODE_DEBUG=kbypass); 'error' is only for the listening socket itself
+ * (accept(2) failing), and likewise emitted only if someone listens. Neither ever stops the listener.
+ */
 export class CmListener extends EventEmitter {
   readonly address: string;
   readonly #fd: number;
   readonly #parsed: Parsed;
+  readonly #opts: ResolvedListenOptions;
+  /** Clients that connected and have not sent their REQ yet, with their timers. */
+  readonly #pending = new Map<CmLink, NodeJS.Timeout>();
   #watch: WatchHandle | null;
+  #backoff: NodeJS.Timeout | null = null;
   #closed = false;
 
   constructor(address: string, options: CmListenOptions = {}) {
     super();
     const p = parseAddress(address);
+    this.#opts = resolveListenOptions(options);
     this.address = address;
     this.#parsed = p;
     const n = native();
@@ -328,38 +606,135 @@ export class CmListener extends EventEmitter {
         if ((e as { code?: string }).code === 'ECONNREFUSED') unlinkSync(p.name); else throw e;
       }
     }
-    this.#fd = n.unixListen(p.name, p.abstract, options.mode ?? 0o600, options.backlog ?? 128);
+    this.#fd = n.unixListen(p.name, p.abstract, this.#opts.mode, this.#opts.backlog);
     this.#watch = n.watch(this.#fd, WATCH_READABLE, () => this.#accept());
   }
 
   #accept(): void {
     const n = native();
     for (;;) {
+      if (this.#closed) return;
       let fd: number;
-      try { fd = n.unixAccept(this.#fd); } catch (e) { this.emit('error', e); return; }
+      try {
+        fd = n.unixAccept(this.#fd);
+      } catch (e) {
+        // EMFILE, ENFILE, ENOMEM…: the client stays queued and the socket readable. Pause instead of spinning,
+        // and tell whoever listens (never an unhandled 'error' that would take the process down).
+        if (this.listenerCount('error') > 0) this.emit('error', e);
+        else debug('cm %s: accept failed: %s', this.address, (e as Error).message);
+        this.#backOff();
+        return;
+      }
       if (fd < 0) return;
-      const [pid, uid, gid] = n.peerCred(fd);
-      const timer = setTimeout(() => link.end(null), 5000);
-      const link: CmLink = new CmLink(fd, (m, fds) => {
-        if (m.type !== CmType.REQ) { closeAll(fds); link.end(null); return; }
-        clearTimeout(timer);
-        let remote: RemoteQp;
-        try { remote = attach(m, fds); } catch (e) { link.end(null); this.emit('error', e); return; }
-        const req = new ConnectRequest(link, m, remote, { pid, uid, gid });
-        if (this.listenerCount('CONNECT_REQUEST') === 0) req.reject(); else this.emit('CONNECT_REQUEST', req);
-      }, () => clearTimeout(timer));
+      this.#greet(fd);
     }
   }
 
-  /** Stop listening (established connections stay up). */
+  #backOff(): void {
+    if (this.#watch === null) return;
+    native().watchStop(this.#watch);
+    this.#watch = null;
+    this.#backoff = setTimeout(() => {
+      this.#backoff = null;
+      if (!this.#closed) this.#watch = native().watch(this.#fd, WATCH_READABLE, () => this.#accept());
+    }, ACCEPT_BACKOFF_MS);
+  }
+
+  /** Report a client's failed set-up: 'clientError' if someone listens (on the next tick), else a trace. */
+  #clientError(e: unknown, peer: CmPeer | null): void {
+    const err = e instanceof Error ? e : new KbypassError('ERR_KBYPASS_PROTOCOL', String(e));
+    process.nextTick(() => {
+      if (this.listenerCount('clientError') > 0) this.emit('clientError', err, peer);
+      else debug('cm %s: client pid %s: %s', this.address, peer?.pid ?? '?', err.message);
+    });
+  }
+
+  #greet(fd: number): void {
+    let peer: CmPeer;
+    try {
+      const [pid, uid, gid] = native().peerCred(fd);
+      peer = { pid, uid, gid };
+    } catch (e) {
+      closeAll([fd]);
+      this.#clientError(e, null);
+      return;
+    }
+    let link: CmLink;
+    try {
+      link = new CmLink(fd, (m, fds) => this.#onRequest(link, peer, m, fds), (err) => {
+        this.#forget(link);
+        // Ended before its REQ was taken: a bad first message, or a client that left (not an error).
+        if (err !== null) this.#clientError(err, peer);
+      });
+    } catch (e) {
+      closeAll([fd]);
+      this.#clientError(e, peer);
+      return;
+    }
+    this.#pending.set(link, setTimeout(() => {
+      debug('cm %s: client pid %d sent no request within %d ms', this.address, peer.pid, REQ_TIMEOUT_MS);
+      link.end(null);
+    }, REQ_TIMEOUT_MS));
+  }
+
+  #forget(link: CmLink): void {
+    const t = this.#pending.get(link);
+    if (t !== undefined) { clearTimeout(t); this.#pending.delete(link); }
+  }
+
+  #authorized(peer: CmPeer): boolean {
+    const a = this.#opts.authorize;
+    if (a !== undefined) {
+      try { return a(peer) === true; } catch (e) { this.#clientError(e, peer); return false; }
+    }
+    if (!this.#parsed.abstract) return true; // the socket file's permissions decided
+    const me = process.getuid?.() ?? -1;
+    return peer.uid === me || peer.uid === 0;
+  }
+
+  /** The client's first message (throws end its link with ERR_KBYPASS_PROTOCOL, a 'clientError'). */
+  #onRequest(link: CmLink, peer: CmPeer, m: CmMessage, fds: number[]): void {
+    this.#forget(link);
+    if (m.type !== CmType.REQ) { closeAll(fds); throw new KbypassError('ERR_KBYPASS_PROTOCOL', `expected a REQ, got a message of type ${m.type}`); }
+    if (!this.#authorized(peer)) {
+      closeAll(fds); // nothing of a refused client is mapped
+      debug('cm %s: client pid %d uid %d refused (unauthorized)', this.address, peer.pid, peer.uid);
+      refuseLink(link, CmRejectReason.UNAUTHORIZED);
+      return;
+    }
+    let remote: RemoteQp;
+    try {
+      remote = attach(m, fds);
+    } catch (e) {
+      refuseLink(link, CmRejectReason.INVALID);
+      this.#clientError(e, peer);
+      return;
+    }
+    const req = new ConnectRequest(link, m, remote, peer, this.#opts.requestTimeout);
+    // On the next tick: the application's handler runs outside the link's message handling (its exceptions are
+    // its own). Nobody to answer: rejected at once (reject() does nothing if the client left meanwhile).
+    process.nextTick(() => {
+      if (this.listenerCount('CONNECT_REQUEST') === 0) req.reject(); else this.emit('CONNECT_REQUEST', req);
+    });
+  }
+
+  /** Stop listening (established connections, and requests already handed over, stay). */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     const n = native();
+    if (this.#backoff !== null) { clearTimeout(this.#backoff); this.#backoff = null; }
     if (this.#watch !== null) { n.watchStop(this.#watch); this.#watch = null; }
     n.close(this.#fd);
+    for (const link of [...this.#pending.keys()]) link.end(null);
     if (!this.#parsed.abstract) { try { unlinkSync(this.#parsed.name); } catch { /* gone */ } }
   }
+}
+
+/** Answer a client with REJ (`reason`) and drop it. */
+function refuseLink(link: CmLink, reason: number): void {
+  try { link.send({ type: CmType.REJ, value: reason }); } catch { /* gone */ }
+  link.end(null);
 }
 
 /** rdma_listen on `address`. */
@@ -380,42 +755,64 @@ export function connect(address: string, qp: QueuePair, options: CmConnectionOpt
     const code = (e as { code?: string }).code ?? 'ECONNREFUSED';
     return Promise.reject(new CmError(code, 'UNREACHABLE', `connect ${address}: ${code}`, undefined, e));
   }
+  const what = `connect ${address}`;
   return new Promise<CmConnection>((resolve, reject) => {
-    let remote: RemoteQp | null = null;
-    // Reject first: ending the link runs its end handler, which fails again (a no-op then) with CONNECT_ERROR.
-    const fail = (e: CmError): void => { clearTimeout(timer); remote?.detach(); reject(e); link.end(null); };
-    const timer = setTimeout(() => fail(new CmError('ETIMEDOUT', 'UNREACHABLE', `connect ${address}: no answer within ${options.timeout ?? 5000} ms`)), options.timeout ?? 5000);
-    const link: CmLink = new CmLink(fd, (m, fds) => {
-      if (m.type === CmType.MR_ADD && fds.length === 1 && remote !== null) { remote.addRegion(m.value, fds[0]!); return; }
-      if (m.type === CmType.REJ) { closeAll(fds); fail(new CmError('ECONNREFUSED', 'REJECTED', `connect ${address}: rejected by the server`, m.privateData)); return; }
-      if (m.type !== CmType.REP || remote !== null) { closeAll(fds); return; }
-      try {
-        remote = attach(m, fds);
-        const ctx = q.pd.context;
-        ctx.remotes.set(ctx.remoteKey(remote.lid, remote.qpn), remote);
-        const r = remote;
-        r.fetchRegion = (id) => { link.pump(); return r.regions[id] !== undefined; };
-        // The server sends its MR_ADDs right after REP: take those already here before going on.
-        link.pump();
-        toRts(q, r, q.qpNum & 0xffffff, options);
-        link.send({ type: CmType.RTU });
-      } catch (e) {
-        fail(new CmError((e as { code?: string }).code ?? 'ERR_KBYPASS_PROTOCOL', 'CONNECT_ERROR', `connect ${address}: ${(e as Error).message}`, undefined, e));
+    let link: CmLink;
+    let hs: Handshake;
+    const fail = (e: CmError): void => hs.fail(e, reject);
+    const onMessage = (m: CmMessage, fds: number[]): void => {
+      if (m.type === CmType.MR_ADD) {
+        const remote = hs.remote;
+        if (remote === null || fds.length !== 1) {
+          closeAll(fds);
+          throw new KbypassError('ERR_KBYPASS_PROTOCOL', remote === null ? 'an MR_ADD before the REP' : `an MR_ADD came with ${fds.length} fds`);
+        }
+        remote.addRegion(m.value, fds[0]!);
         return;
       }
-      clearTimeout(timer);
-      resolve(new CmConnection(q, link, remote, m.privateData));
-    }, (err) => fail(new CmError('ECONNRESET', 'CONNECT_ERROR', `connect ${address}: the server closed the connection`, undefined, err ?? undefined)));
+      if (m.type === CmType.REJ) {
+        closeAll(fds);
+        const reason = REJECT_NAMES[m.value] ?? 'unknown';
+        fail(new CmError(REJECT_CODES[reason], 'REJECTED', `${what}: rejected by the server${reason === 'application' ? '' : ` (${reason})`}`,
+          m.privateData, undefined, reason));
+        return;
+      }
+      if (m.type !== CmType.REP || hs.settled || hs.remote !== null) { closeAll(fds); return; }
+      let remote: RemoteQp;
+      try {
+        remote = attach(m, fds);
+        hs.bind(remote);
+        // The server sends its MR_ADDs right after REP: take those already here before going on.
+        link.pump();
+        toRts(q, remote, q.qpNum & 0xffffff, options);
+        link.send({ type: CmType.RTU });
+      } catch (e) {
+        fail(stepError(what, e));
+        return;
+      }
+      if (hs.succeed()) resolve(new CmConnection(q, link, remote, m.privateData, hs.handOver()));
+    };
+    try {
+      link = new CmLink(fd, onMessage, (err) => fail(endError(what, err, 'the server closed the connection')));
+    } catch (e) {
+      closeAll([fd]);
+      reject(stepError(what, e));
+      return;
+    }
+    hs = new Handshake(q, link);
+    const ms = options.timeout ?? 5000;
+    hs.timer = setTimeout(() => fail(new CmError('ETIMEDOUT', 'UNREACHABLE', `${what}: no answer within ${ms} ms`)), ms);
     try {
       initQp(q);
       const { fds, flags } = qpFds(q);
       link.send({ type: CmType.REQ, qpn: q.qpNum, qpType: q.qpType, psn: q.qpNum & 0xffffff, lid: LOCAL_LID, flags, privateData: pdata }, fds);
-      for (let id = 1; id < q.pd.regions.length; id++) {
-        const r = q.pd.regions[id];
-        if (r !== undefined && r.fd >= 0) link.send({ type: CmType.MR_ADD, value: id }, [r.fd]);
-      }
+      hs.advertise();
     } catch (e) {
-      fail(new CmError((e as { code?: string }).code ?? 'EIO', 'CONNECT_ERROR', `connect ${address}: ${(e as Error).message}`, undefined, e));
+      const code = (e as { code?: string }).code;
+      // The server already closed (it refused us): its REJ, or the end of the stream, is on its way in and
+      // says why better than this.
+      if (code === 'EPIPE' || code === 'ECONNRESET') return;
+      fail(stepError(what, e));
     }
   });
 }

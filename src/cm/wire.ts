@@ -12,7 +12,8 @@
  *   QP region, SRQ region (if flags & HAS_SRQ), receive CQ region, receive CQ channel eventfd (if flags &
  *   HAS_EVENT), MR table region; then one MR_ADD per region registered in the QP's protection domain.
  * MR_ADD carries one region fd; `value` is its region id (sent again whenever a new region is registered).
- * REJ: `value` is the reason (0: by the application). RTU: the client is ready (the server's ESTABLISHED).
+ * REJ: `value` is the reason (CmRejectReason: 0 by the application, 1 the client is not authorized, 2 nobody
+ * answered the request in time, 3 the request was invalid). RTU: the client is ready (the server's ESTABLISHED).
  * DREQ / DREP: disconnect and its answer. Private data limits are rdma_cm's: REQ 56, REP 196, REJ 148 bytes.
  */
 export const CM_MAGIC = 0x4d43424b; // 'KBCM'
@@ -22,6 +23,8 @@ export const CM_PDATA_OFFSET = 36;
 
 export const CmType = { REQ: 1, REP: 2, REJ: 3, RTU: 4, DREQ: 5, DREP: 6, MR_ADD: 7 } as const;
 export const CM_FLAG_HAS_SRQ = 1;
+/** The `value` of a REJ. */
+export const CmRejectReason = { APPLICATION: 0, UNAUTHORIZED: 1, TIMEOUT: 2, INVALID: 3 } as const;
 export const CM_FLAG_HAS_EVENT = 2;
 
 /** rdma_cm's private-data limits (rdma_connect, rdma_accept, rdma_reject). */

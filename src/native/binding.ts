@@ -42,6 +42,8 @@ export interface NativeBinding {
    *  Returns an external ArrayBuffer over the mapping (no copy); the mapping is munmapped by the ArrayBuffer's
    *  finalizer only, when its last JS reference is collected. The fd may be closed right after. */
   mmapShared(fd: number, size: number, flags: number): ArrayBuffer;
+  /** fcntl(fd, F_DUPFD_CLOEXEC, 0): a second descriptor for the same open file. */
+  dup(fd: number): number;
   /** close(fd); EBADF is reported as an error. */
   close(fd: number): void;
   /** getrlimit(RLIMIT_MEMLOCK): [soft, hard] in bytes; -1 means unlimited. */

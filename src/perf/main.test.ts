@@ -34,8 +34,8 @@ for (const t of ['write_lat', 'send_lat', 'read_lat', 'atomic_lat', 'write_bw', 
       assert.ok(row['t_min_us']! > 0 && row['t_min_us']! <= row['t_typical_us']! && row['t_typical_us']! <= row['t_max_us']!, JSON.stringify(row));
     } else {
       assert.ok(row['bw_avg_mib_s']! > 0 && row['msg_rate_mpps']! > 0, JSON.stringify(row));
-      // MsgRate and BW average describe the same run: bytes × rate = bandwidth.
-      assert.ok(Math.abs(row['msg_rate_mpps']! * 1e6 * 4096 / 2 ** 20 - row['bw_avg_mib_s']!) / row['bw_avg_mib_s']! < 1e-6);
+      // 300 iterations: the peak is measured, and the best window can never be slower than the whole run.
+      assert.ok(row['bw_peak_mib_s']! >= row['bw_avg_mib_s']!, JSON.stringify(row));
     }
     if (t === 'write_lat' || t === 'send_lat' || !lat) assert.ok(obj.floor, 'a --local run measures the floor');
   });

@@ -18,7 +18,7 @@ const OPCODE: Record<PerfTest, number> = {
   send_bw: WrOpcode.SEND, write_bw: WrOpcode.RDMA_WRITE, read_bw: WrOpcode.RDMA_READ,
 };
 
-/** Iterations run before measuring (JIT warm-up), per size. */
+/** Iterations run before measuring (JIT warm-up), per size (four times that for the bandwidth tests). */
 const warmupFor = (iters: number): number => Math.min(iters, 1000);
 
 function opcodeOf(spec: RunSpec): number {
@@ -37,7 +37,10 @@ function runSize(s: PerfSession, spec: RunSpec, client: boolean, size: number, c
         : oneSidedLat(s, client, op, size, n, w, clockNs);
     return client ? latencyRow(size, samples, halvesRoundTrip(spec.test), n) : null;
   }
-  if (!client) { bwServer(s, op, n); return null; }
+  // A warm-up pass first (not measured), as the latency tests do: the JIT compiles the loop.
+  const w = warmupFor(n) * 4;
+  if (!client) { bwServer(s, op, w); bwServer(s, op, n); return null; }
+  bwClient(s, op, size, w, spec.txDepth, spec.cqMod, false);
   const r = bwClient(s, op, size, n, spec.txDepth, spec.cqMod, !noPeak);
   const peak = r.posted !== null && r.completed !== null ? peakMessageNs(r.posted.map((t) => t * 1e6), r.completed.map((t) => t * 1e6), spec.cqMod) : undefined;
   return bwRow(size, n, r.totalNs, peak);
@@ -100,7 +103,7 @@ function startServer(o: PerfOptions): Promise<import('node:child_process').Child
   });
 }
 
-interface Floor { kind: 'c-floor' | 'memcpy'; bytes: number; before: number; after: number; unit: string }
+export interface Floor { kind: 'c-floor' | 'memcpy'; bytes: number; before: number; after: number; unit: string }
 
 /**
  * The floor for `bytes`: the C ping-pong's half round trip (µs, p50) for send_lat and write_lat, single-core
@@ -122,6 +125,31 @@ function floorRatio(f: Floor, row: LatencyRow | BwRow): number {
   return f.kind === 'c-floor' ? (row as LatencyRow).t_typical_us / floor : (row as BwRow).bw_avg_mib_s / floor;
 }
 
+/**
+ * --local: a server process and this client, with the floor measured right before and right after the test (the
+ * VM may move its vCPUs between runs). Used by `kbypass perf --local` and `kbypass bench verbs`.
+ */
+export async function runLocal(o: PerfOptions): Promise<{ rows: Array<LatencyRow | BwRow>; floor: Floor | null; ratio: number | null }> {
+  const address = perfAddress(null, o.port);
+  const floorBytes = sizesFor(o)[0]!;
+  const before = await measureFloor(o, floorBytes);
+  const child = await startServer(o);
+  let rows: Array<LatencyRow | BwRow>;
+  try {
+    rows = await client(o, address);
+  } finally {
+    if (child.exitCode === null) {
+      await new Promise<void>((r) => { const t = setTimeout(() => { child.kill('SIGKILL'); r(); }, 5000); child.once('exit', () => { clearTimeout(t); r(); }); });
+    }
+  }
+  const after = before !== null ? await measureFloor(o, floorBytes) : null;
+  const floor: Floor | null = before !== null && after !== null
+    ? { kind: o.test.endsWith('_lat') ? 'c-floor' : 'memcpy', bytes: floorBytes, before, after,
+      unit: o.test.endsWith('_lat') ? 'usec (half round trip, p50)' : 'MiB/sec (single-core memcpy)' }
+    : null;
+  return { rows, floor, ratio: floor !== null && rows[0] !== undefined ? floorRatio(floor, rows[0]) : null };
+}
+
 /** The perf command; returns the exit code (2 for bad usage). */
 export async function runPerf(argv: string[]): Promise<number> {
   let o: PerfOptions;
@@ -137,23 +165,13 @@ export async function runPerf(argv: string[]): Promise<number> {
   try { address = perfAddress(o.local ? null : o.server, o.port); } catch (e) { process.stderr.write(`kbypass perf: ${(e as Error).message}\n`); return 2; }
   const out = (s: string) => process.stdout.write(s);
   if (o.server === null && !o.local) { await server(o, address, out); return 0; }
-  // --local: the floor is measured right before and right after the test (the VM may move its vCPUs between).
-  const floorBytes = sizesFor(o)[0]!;
-  const before = o.local ? await measureFloor(o, floorBytes) : null;
-  const child = o.local ? await startServer(o) : null;
   let rows: Array<LatencyRow | BwRow>;
-  try {
+  let floor: Floor | null = null;
+  if (o.local) {
+    ({ rows, floor } = await runLocal(o));
+  } else {
     rows = await client(o, address);
-  } finally {
-    if (child !== null && child.exitCode === null) {
-      await new Promise<void>((r) => { const t = setTimeout(() => { child.kill('SIGKILL'); r(); }, 5000); child.once('exit', () => { clearTimeout(t); r(); }); });
-    }
   }
-  const after = before !== null ? await measureFloor(o, floorBytes) : null;
-  const floor: Floor | null = before !== null && after !== null
-    ? { kind: o.test.endsWith('_lat') ? 'c-floor' : 'memcpy', bytes: floorBytes, before, after,
-      unit: o.test.endsWith('_lat') ? 'usec (half round trip, p50)' : 'MiB/sec (single-core memcpy)' }
-    : null;
   const lat = isLatencyTest(o.test);
   if (o.json) {
     const obj = JSON.parse(lat ? jsonReport('latency', rows as LatencyRow[], o) : jsonReport('bw', rows as BwRow[], o)) as Record<string, unknown>;

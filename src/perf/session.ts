@@ -12,7 +12,10 @@ import { once } from 'node:events';
 import * as cm from '../cm';
 import { Access, QpType, WrOpcode, openDevice, type CompletionQueue, type Context, type MemoryRegion, type ProtectionDomain, type QueuePair, type SendWr } from '../verbs';
 import { KbypassError } from '../errors';
-import { ATOMIC_TYPES, PERF_TESTS, type PerfOptions, type PerfTest } from './args';
+import {
+  ATOMIC_TYPES, MAX_CQ_MOD, MAX_ITERS, MAX_SIZE, MAX_TX_DEPTH, MIN_CQ_MOD, MIN_ITERS, MIN_TX_DEPTH, PERF_TESTS,
+  type PerfOptions, type PerfTest,
+} from './args';
 
 export const CONTROL_BYTES = 64;
 /** Between the receive and the send area (see above). */
@@ -44,6 +47,16 @@ export function encodeSpec(s: RunSpec): Uint8Array {
   v.setUint32(16, s.txDepth, true);
   v.setUint32(20, s.cqMod, true);
   return b;
+}
+
+/** Check a client's run description against perftest's limits; a string says what is wrong. */
+export function checkSpec(s: RunSpec): string | null {
+  if (!Number.isInteger(s.size) || s.size < 1 || s.size > MAX_SIZE) return `size ${s.size} (1 to ${MAX_SIZE})`;
+  if (!Number.isInteger(s.iterations) || s.iterations < MIN_ITERS || s.iterations > MAX_ITERS) return `iterations ${s.iterations}`;
+  if (!Number.isInteger(s.txDepth) || s.txDepth < MIN_TX_DEPTH || s.txDepth > MAX_TX_DEPTH) return `tx depth ${s.txDepth}`;
+  if (!Number.isInteger(s.cqMod) || s.cqMod < MIN_CQ_MOD || s.cqMod > MAX_CQ_MOD) return `cq moderation ${s.cqMod}`;
+  if (s.atomic !== 0 && s.atomic !== 1) return `atomic type ${s.atomic}`;
+  return null;
 }
 
 export function decodeSpec(b: Uint8Array): RunSpec {
@@ -165,7 +178,15 @@ export async function acceptOne(address: string, device: string, onListening?: (
   try {
     onListening?.();
     const [req] = (await once(l, 'CONNECT_REQUEST')) as [cm.ConnectRequest];
-    const spec = decodeSpec(req.privateData.subarray(16));
+    let spec: RunSpec;
+    try {
+      spec = decodeSpec(req.privateData.subarray(16));
+      const bad = checkSpec(spec);
+      if (bad !== null) throw new KbypassError('ERR_KBYPASS_PROTOCOL', `the perf client asked for a bad run: ${bad}`);
+    } catch (e) {
+      req.reject(new TextEncoder().encode((e as Error).message.slice(0, 140)));
+      throw e;
+    }
     const s = new PerfSession(device, spec.all ? 1 << 23 : spec.size, Math.max(spec.txDepth, 512));
     s.setRemote(req.privateData, 0);
     s.conn = await req.accept(s.qp, { privateData: s.mrInfo(), minRnrTimer: 1 });

@@ -91,6 +91,11 @@ export interface CompletionQueue {
   readonly wc: WorkCompletion[];
   /** ibv_req_notify_cq: the next completion (or the next solicited one) raises one channel event. */
   requestNotify(solicitedOnly?: boolean): void;
+  /**
+   * True once a completion arrived while the CQ was full and was lost (libibverbs reports this as the async event
+   * IBV_EVENT_CQ_ERR); the QP that produced it went to ERROR.
+   */
+  readonly overrun: boolean;
   /** ibv_ack_cq_events */
   ackEvents(n: number): void;
   destroy(): void;

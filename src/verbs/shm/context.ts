@@ -11,6 +11,7 @@ import { MRT_CAPACITY } from './layout';
 import { ShmCompChannel, ShmCq } from './cq';
 import { ShmPd } from './pd';
 import type { RemoteQp } from './remote';
+import { LOCAL_LID } from './lid';
 
 const GUID = 0x6b62797073000001n; // 'kbyps' … 1
 
@@ -21,7 +22,8 @@ export const SHM_LIMITS: Readonly<DeviceAttr> = Object.freeze({
   fwVer: '1.0.0',
   nodeGuid: GUID,
   sysImageGuid: GUID,
-  maxMrSize: 2 ** 36,
+  // 2 GiB: offsets within an MR stay 31-bit integers (the data path's word copies index with them).
+  maxMrSize: 2 ** 31,
   pageSizeCap: 4096,
   vendorId: 0,
   vendorPartId: 0,
@@ -44,8 +46,7 @@ export const SHM_LIMITS: Readonly<DeviceAttr> = Object.freeze({
   physPortCnt: 1,
 });
 
-/** This process's LID on shm0 (UD address handles name peers by LID). */
-export const LOCAL_LID = (process.pid & 0xfffe) + 1;
+export { LOCAL_LID } from './lid';
 
 let nextQpn = 0x100 + ((process.pid * 2654435761) >>> 0) % 0x7f0000;
 
@@ -84,6 +85,7 @@ export class ShmContext implements Context {
       throw new KbypassError('EINVAL', `cqe must be an integer from 1 to ${SHM_LIMITS.maxCqe}, got ${cqe}`);
     }
     if (channel !== null && !(channel instanceof ShmCompChannel)) throw new KbypassError('EINVAL', 'the channel belongs to another device');
+    if (channel !== null && channel.destroyed) throw new KbypassError('EINVAL', 'the completion channel was destroyed');
     this.#live++;
     return new ShmCq(cqe, channel, () => { this.#live--; });
   }

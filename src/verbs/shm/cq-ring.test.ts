@@ -306,3 +306,20 @@ test('four producer threads and one consumer over shared memory: nothing lost, d
     await Promise.all(workers.map((w) => w.terminate()));
   }
 });
+
+test('fillHoles: a slot claimed by a producer that died before committing stops poll; once filled, poll passes it', () => {
+  const { buf, cq } = ring(8);
+  const peer = CqRing.attach(buf);
+  assert.equal(pushI(peer, 0), PUSHED);
+  // A second producer claims slot 1 (moves the tail) and dies before writing it.
+  Atomics.add(new Int32Array(buf), CQ_I_TAIL, 1);
+  assert.equal(pushI(peer, 2), PUSHED);
+  const out = wcs(8);
+  assert.equal(cq.poll(8, out), 1, 'the hole stops the consumer after the first completion');
+  checkI(out[0]!, 0);
+  assert.equal(cq.poll(8, out), 0);
+  assert.equal(cq.fillHoles(), 1);
+  assert.equal(cq.poll(8, out), 1, 'the skip entry is passed over, not reported');
+  checkI(out[0]!, 2);
+  assert.equal(cq.fillHoles(), 0, 'nothing left to fill');
+});

@@ -7,7 +7,7 @@ import { KbypassError } from '../../errors';
 import type { WorkCompletion } from '../types';
 import { PLAIN_PUBLISH } from '../../ring/layout';
 import {
-  CQE_BYTE_LEN, CQE_BYTES, CQE_F64_WR_ID, CQE_IMM, CQE_INFO, CQE_QP_NUM, CQE_SEQ, CQE_SRC_QP, CQ_ARM_NEXT,
+  CQE_BYTE_LEN, CQE_BYTES, CQE_F64_WR_ID, CQE_IMM, CQE_INFO, CQE_QP_NUM, CQE_SEQ, CQE_SKIP, CQE_SLID, CQE_SRC_QP, CQ_ARM_NEXT,
   CQ_FLAG_OVERRUN, CQ_HEADER_BYTES, CQ_I_ARMED, CQ_I_CAPACITY, CQ_I_EVENTS, CQ_I_FLAGS, CQ_I_HEAD, CQ_I_MAGIC, CQ_I_TAIL,
   CQ_I_VERSION, CQ_MAGIC, LAYOUT_VERSION, cqRegionBytes, packInfo,
 } from './layout';
@@ -29,6 +29,8 @@ export class CqRing {
    * then need no CAS. The connection manager sets it before sharing the CQ; it never goes back.
    */
   multiProducer = false;
+  /** True for an attached (peer's) CQ: its consumer runs in another process. */
+  #remote = false;
   /** A producer's last read of the consumer's head (multi-producer path). */
   #headSeen = 0;
   /** The single producer's tail (used only while !multiProducer). */
@@ -73,7 +75,7 @@ export class CqRing {
    * OVERRUN (the CQ is full; nothing written, the overrun flag set).
    */
   push(status: number, opcode: number, byteLen: number, wrId: number, imm: number, qpNum: number, srcQp: number,
-    wcFlags: number, solicited: boolean): number {
+    wcFlags: number, solicited: boolean, slid = 0): number {
     const i32 = this.#i32;
     let t: number;
     if (!this.multiProducer) {
@@ -105,10 +107,14 @@ export class CqRing {
     this.#f64[(base >> 1) + CQE_F64_WR_ID] = wrId;
     i32[base + CQE_QP_NUM] = qpNum;
     i32[base + CQE_SRC_QP] = srcQp;
+    i32[base + CQE_SLID] = slid;
     // The commit. On x86 (TSO) a plain store is ordered after the stores above (ring/layout.ts, PLAIN_PUBLISH).
     if (PLAIN_PUBLISH) i32[base + CQE_SEQ] = (t + 1) | 0;
     else Atomics.store(i32, base + CQE_SEQ, (t + 1) | 0);
-    const armed = i32[CQ_I_ARMED]!;
+    // Is the CQ armed? For a peer's CQ, read with a locked instruction: a plain load could pass the commit store
+    // above (x86 lets a load overtake an earlier store), and the consumer — which arms, then polls — would miss
+    // both the completion and the event. Our own CQ's consumer is this thread: program order is enough.
+    const armed = this.#remote ? Atomics.compareExchange(i32, CQ_I_ARMED, -1, -1) : i32[CQ_I_ARMED]!;
     // Solicited-only arming also fires on an error completion (IB spec o11-2.1.2; mlx5 does the same).
     if (armed !== 0 && (armed === CQ_ARM_NEXT || solicited || status !== 0) &&
         Atomics.compareExchange(i32, CQ_I_ARMED, armed, 0) === armed) {
@@ -127,8 +133,10 @@ export class CqRing {
     while (n < max) {
       const base = (CQ_HEADER_BYTES + (h & this.#mask) * CQE_BYTES) >> 2;
       if (Atomics.load(i32, base + CQE_SEQ) !== ((h + 1) | 0)) break;
-      const wc = out[n]!;
       const info = i32[base + CQE_INFO]!;
+      h = (h + 1) | 0;
+      if ((info & 0xff) === CQE_SKIP) continue;
+      const wc = out[n]!;
       wc.status = info & 0xff;
       wc.opcode = (info >>> 8) & 0xff;
       wc.wcFlags = (info >>> 16) & 0xff;
@@ -137,16 +145,36 @@ export class CqRing {
       wc.wrId = f64[(base >> 1) + CQE_F64_WR_ID]!;
       wc.qpNum = i32[base + CQE_QP_NUM]! >>> 0;
       wc.srcQp = i32[base + CQE_SRC_QP]! >>> 0;
+      wc.slid = i32[base + CQE_SLID]! & 0xffff;
       wc.vendorErr = 0;
-      h = (h + 1) | 0;
       n++;
     }
-    if (n !== 0) {
+    if (h !== this.#head) {
       this.#head = h;
       if (PLAIN_PUBLISH) i32[CQ_I_HEAD] = h;
       else Atomics.store(i32, CQ_I_HEAD, h);
     }
     return n;
+  }
+
+  /**
+   * Owner: turn every slot between head and tail that is still not committed into a SKIP entry. For use after a
+   * peer that pushed into this CQ has gone: a producer that died between claiming a slot and committing it would
+   * otherwise stall the CQ forever. (A live producer that has stalled that long would lose its completion.)
+   */
+  fillHoles(): number {
+    const i32 = this.#i32;
+    const tail = Atomics.load(i32, CQ_I_TAIL);
+    let filled = 0;
+    for (let t = this.#head; t !== tail; t = (t + 1) | 0) {
+      const base = (CQ_HEADER_BYTES + (t & this.#mask) * CQE_BYTES) >> 2;
+      if (Atomics.load(i32, base + CQE_SEQ) !== ((t + 1) | 0)) {
+        i32[base + CQE_INFO] = CQE_SKIP;
+        Atomics.store(i32, base + CQE_SEQ, (t + 1) | 0);
+        filled++;
+      }
+    }
+    return filled;
   }
 
   /** Completions waiting (committed or being written). */

@@ -30,7 +30,13 @@ export class ShmCompChannel implements CompChannel {
   }
 
   /** @internal */ attach(cq: ShmCq): void { this.#cqs.add(cq); }
-  /** @internal */ detach(cq: ShmCq): void { this.#cqs.delete(cq); }
+  /** True once destroy() ran. */
+  get destroyed(): boolean { return this.#destroyed; }
+  /** @internal */ detach(cq: ShmCq): void {
+    this.#cqs.delete(cq);
+    const i = this.#ready.indexOf(cq);
+    if (i >= 0) this.#ready.splice(i, 1);
+  }
 
   /** @internal Ring it (our own producers; peers signal the eventfd directly). */
   signal(): void { native().eventfdSignal(this.fd); }
@@ -68,8 +74,12 @@ export class ShmCompChannel implements CompChannel {
   /** Turn each CQ's notification count into queued events. */
   #collect(): void {
     for (const cq of this.#cqs) {
+      // One event per notification, but at most 64 per look: the count is in shared memory, and a peer could
+      // make it say anything (a legitimate producer notifies once per requestNotify).
       const sent = cq.ring.events;
-      while (cq.eventsSeen !== sent) { cq.eventsSeen = (cq.eventsSeen + 1) | 0; this.#ready.push(cq); }
+      const k = Math.min((sent - cq.eventsSeen) >>> 0, 64);
+      for (let i = 0; i < k; i++) this.#ready.push(cq);
+      cq.eventsSeen = sent;
     }
   }
 
@@ -119,6 +129,9 @@ export class ShmCq implements CompletionQueue {
     const n = max <= out.length ? max : out.length;
     return this.ring.poll(n, out);
   }
+
+  /** True once a completion found this CQ full and was lost (IBV_EVENT_CQ_ERR): size CQs for what can be outstanding. */
+  get overrun(): boolean { return this.ring.overrun; }
 
   requestNotify(solicitedOnly = false): void {
     if (this.channel === null) throw new KbypassError('EINVAL', 'this CQ has no completion channel');

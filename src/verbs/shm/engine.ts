@@ -7,7 +7,8 @@
  */
 import { Access, QpState, QpType, WcFlags, WcOpcode, WcStatus, WrOpcode } from '../constants';
 import type { SendWr, Sge } from '../types';
-import { PUSHED_NOTIFY } from './cq-ring';
+import { OVERRUN, PUSHED_NOTIFY } from './cq-ring';
+import { LOCAL_LID } from './lid';
 import { offsetOfIova, regionOfIova } from './layout';
 import { MrRef } from './mr-table';
 import { RecvWqe } from './rq-ring';
@@ -16,6 +17,8 @@ import type { ShmPd } from './pd';
 
 /** execute() result: the target had no receive WQE (Receiver Not Ready). */
 export const RNR = -1;
+/** execute() result (RC): the target QP is not in RTR or RTS yet (still RESET or INIT): retry after the ACK timeout. */
+export const NOT_READY = -3;
 const MAX_SEGS = 64;
 
 /** A list of byte ranges: (bytes, offset, length) triples in parallel arrays. */
@@ -46,7 +49,8 @@ function copy(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number)
 
 /** copy(), a word at a time when both sides have word views and everything is 4-byte aligned (≤ 256 bytes). */
 function copyW(dst: Uint8Array, dw: Int32Array | undefined, d: number, src: Uint8Array, sw: Int32Array | undefined, s: number, n: number): void {
-  if (dw !== undefined && sw !== undefined && ((d | s | n) & 3) === 0 && n <= 256) {
+  // (Offsets past 2^31 — a peer's region can be that large — take the byte path: `>> 2` would go negative.)
+  if (dw !== undefined && sw !== undefined && n <= 256 && d + n <= 0x7fffffff && s + n <= 0x7fffffff && ((d | s | n) & 3) === 0) {
     const a = d >> 2;
     const b = s >> 2;
     const k = n >> 2;
@@ -126,7 +130,7 @@ export class Requester {
     const bytes = peer.region(ref.regionId);
     // An MR starts at offset 0 of its region (pd.ts), so the offset is the distance from the MR's address.
     const off = addr - ref.addr;
-    if (bytes === undefined || off + len > bytes.length) return false;
+    if (bytes === undefined || !Number.isSafeInteger(off) || off < 0 || off + len > bytes.length) return false;
     this.#remote.reset();
     this.#remote.add(bytes, off, len, peer.words(ref.regionId));
     return true;
@@ -168,8 +172,11 @@ export class Requester {
     return WcStatus.SUCCESS;
   }
 
-  #completeRemote(peer: RemoteQp, status: number, opcode: number, len: number, imm: number, flags: number, solicited: boolean): void {
-    if (peer.cq.push(status, opcode, len, this.#wqe.wrId, imm, peer.qpn, this.#qpNum, flags, solicited) === PUSHED_NOTIFY) peer.notify();
+  /** Push a receive completion into the peer's CQ; false if it was full (the completion is lost: CQ overrun). */
+  #completeRemote(peer: RemoteQp, status: number, opcode: number, len: number, imm: number, flags: number, solicited: boolean): boolean {
+    const r = peer.cq.push(status, opcode, len, this.#wqe.wrId, imm, peer.qpn, this.#qpNum, flags, solicited, LOCAL_LID);
+    if (r === PUSHED_NOTIFY) peer.notify();
+    return r !== OVERRUN;
   }
 
   /** Local data for a send: inline bytes or our SGEs. False = LOC_PROT_ERR. */
@@ -234,7 +241,7 @@ export class Requester {
     const off = r.remoteAddr - ref.addr;
     if (bytes === undefined || off + len > bytes.length) return WcStatus.REM_ACCESS_ERR;
     const local = s.addr - mr.addr;
-    if (((off | local | len) & 3) === 0 && len <= 256) {
+    if (len <= 256 && off + len <= 0x7fffffff && local + len <= 0x7fffffff && ((off | local | len) & 3) === 0) {
       // Whole aligned words: a quarter of the element accesses of a byte loop.
       const r32 = peer.words(ref.regionId)!;
       const l32 = mr.words;
@@ -291,9 +298,10 @@ export class Requester {
       copyW(bytes, peer.words(ref.regionId), off, mr.buffer, mr.words, local, len);
     }
     const imm = op === WrOpcode.SEND_WITH_IMM;
-    this.#completeRemote(peer, WcStatus.SUCCESS, WcOpcode.RECV, len, imm ? wr.immData! >>> 0 : 0, imm ? WcFlags.WITH_IMM : 0,
+    const delivered = this.#completeRemote(peer, WcStatus.SUCCESS, WcOpcode.RECV, len, imm ? wr.immData! >>> 0 : 0, imm ? WcFlags.WITH_IMM : 0,
       ((wr.sendFlags ?? 0) & 4) !== 0);
-    return WcStatus.SUCCESS;
+    // The peer's CQ was full: its completion is lost, and the operation fails as a remote operational error.
+    return delivered || !reliable ? WcStatus.SUCCESS : WcStatus.REM_OP_ERR;
   }
 
   /** Execute one WR against `peer`. Returns a WcStatus for the requester, or RNR. */
@@ -311,6 +319,7 @@ export class Requester {
       if (st !== -2) return st;
     }
     // A peer gone, or not in a state that takes packets: RC retries until retry_cnt runs out; UC/UD lose them.
+    if (reliable && peer !== null && peer.alive && peer.state < QpState.RTR) return NOT_READY;
     if (peer === null || !peer.alive || peer.state < QpState.RTR || peer.state === QpState.ERR) {
       if (!reliable) return this.#source(wr, inline) !== null ? WcStatus.SUCCESS : WcStatus.LOC_PROT_ERR;
       return WcStatus.RETRY_EXC_ERR;
@@ -323,6 +332,8 @@ export class Requester {
         const ud = this.#qpType === QpType.UD;
         // A Q_Key with the high bit set means the sending QP's own Q_Key (IB C10-15). A mismatch: dropped.
         if (ud && ((wr.ud!.remoteQkey & 0x80000000) === 0 ? wr.ud!.remoteQkey >>> 0 : this.qkey) !== peer.qkey) return WcStatus.SUCCESS;
+        // A UD message is one packet: at most the path MTU (4096 on shm0).
+        if (ud && src.total > 4096) return WcStatus.LOC_LEN_ERR;
         const len = src.total + (ud ? 40 : 0);
         const st = this.#takeReceive(peer, len);
         if (st === RNR) return reliable ? RNR : WcStatus.SUCCESS;
@@ -330,9 +341,10 @@ export class Requester {
         if (ud) this.#skip(this.#remote, 40);
         scatter(this.#remote, src);
         const imm = op === WrOpcode.SEND_WITH_IMM;
-        this.#completeRemote(peer, WcStatus.SUCCESS, WcOpcode.RECV, len, imm ? wr.immData! >>> 0 : 0, imm ? WcFlags.WITH_IMM : 0,
+        const delivered = this.#completeRemote(peer, WcStatus.SUCCESS, WcOpcode.RECV, len, imm ? wr.immData! >>> 0 : 0, imm ? WcFlags.WITH_IMM : 0,
           (wr.sendFlags ?? 0) & 4 ? true : false);
-        return WcStatus.SUCCESS;
+        // The peer's CQ was full: its completion is lost, and the operation fails as a remote operational error.
+        return delivered || !reliable ? WcStatus.SUCCESS : WcStatus.REM_OP_ERR;
       }
       case WrOpcode.RDMA_WRITE:
       case WrOpcode.RDMA_WRITE_WITH_IMM: {
@@ -355,9 +367,10 @@ export class Requester {
         this.#remote.reset();
         if (n !== 0) this.#remote.add(b!, o, src.total, w);
         if (src.total !== 0) scatter(this.#remote, src);
-        this.#completeRemote(peer, WcStatus.SUCCESS, WcOpcode.RECV_RDMA_WITH_IMM, src.total, wr.immData! >>> 0, WcFlags.WITH_IMM,
+        const delivered = this.#completeRemote(peer, WcStatus.SUCCESS, WcOpcode.RECV_RDMA_WITH_IMM, src.total, wr.immData! >>> 0, WcFlags.WITH_IMM,
           (wr.sendFlags ?? 0) & 4 ? true : false);
-        return WcStatus.SUCCESS;
+        // The peer's CQ was full: its completion is lost, and the operation fails as a remote operational error.
+        return delivered || !reliable ? WcStatus.SUCCESS : WcStatus.REM_OP_ERR;
       }
       case WrOpcode.RDMA_READ: {
         if (!this.#gather(wr.sgList, true)) return WcStatus.LOC_PROT_ERR;
@@ -374,6 +387,8 @@ export class Requester {
         if (!this.#remoteRange(peer, a.remoteAddr, a.rkey, 8, Access.REMOTE_ATOMIC)) return WcStatus.REM_ACCESS_ERR;
         const bytes = this.#remote.bytes[0]!;
         const at = (bytes.byteOffset + this.#remote.off[0]!) / 8;
+        // The peer's MR table says where its MR starts; a hostile one could make the word misaligned.
+        if (!Number.isInteger(at)) return WcStatus.REM_ACCESS_ERR;
         // An aligned 8-byte word of a shared mapping: lock-prefixed instructions, atomic across processes.
         const word = new BigUint64Array(bytes.buffer, at * 8, 1);
         const old = op === WrOpcode.ATOMIC_FETCH_AND_ADD

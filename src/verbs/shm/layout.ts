@@ -20,7 +20,9 @@
  *
  *    CQE (64 B, one cache line, so two CQEs never share a line):
  *      +0 i32 seq | +4 u32 status (bits 0–7), opcode (8–15), wc_flags (16–23), solicited (bit 24) | +8 byte_len
- *      +12 imm_data | +16 f64 wr_id | +24 qp_num | +28 src_qp | +32..63 reserved (vendor_err is always 0 here)
+ *      +12 imm_data | +16 f64 wr_id | +24 qp_num | +28 src_qp | +32 slid | +36..63 reserved (vendor_err is 0)
+ *    Status 0xff marks a SKIP entry: a slot whose producer died between claiming and committing it, filled in by
+ *    the owner after that peer disconnected (poll() passes over it).
  *
  * 2. Receive queue (in each QP's region, or a shared receive queue's own region). One producer (the owner
  *    posting receives), consumers that CAS the head (the peers' requesters; several for an SRQ):
@@ -49,7 +51,8 @@
  *    its region (ids 1 … 2^17 − 1; a region is at most 64 GiB).
  */
 
-export const LAYOUT_VERSION = 1;
+/** 2: CQEs with packed fields (status, opcode, flags, solicited in one word) and the source LID. */
+export const LAYOUT_VERSION = 2;
 
 // --- 1. completion queue -------------------------------------------------------------------------------------
 export const CQ_MAGIC = 0x5143424b; // 'KBCQ'
@@ -78,6 +81,9 @@ export const CQE_IMM = 3;
 export const CQE_F64_WR_ID = 2;
 export const CQE_QP_NUM = 6;
 export const CQE_SRC_QP = 7;
+export const CQE_SLID = 8;
+/** Status byte of a SKIP entry. */
+export const CQE_SKIP = 0xff;
 /** CQE_INFO packs four small fields into one word: one store and one load instead of four. */
 export const packInfo = (status: number, opcode: number, wcFlags: number, solicited: boolean): number =>
   (status & 0xff) | ((opcode & 0xff) << 8) | ((wcFlags & 0xff) << 16) | (solicited ? 1 << 24 : 0);

@@ -8,6 +8,7 @@ import {
   MRT_I_CAPACITY, MRT_I_MAGIC, MRT_I_VERSION, MRT_MAGIC, keyIndex, mrtBytes,
 } from './layout';
 import { layoutError } from './cq-ring';
+import { PLAIN_PUBLISH } from '../../ring/layout';
 
 /** What a lookup found (reused by its caller). */
 export class MrRef {
@@ -73,7 +74,8 @@ export class MrTable {
     if (index >= this.capacity || key === 0) return false;
     const e = (MRT_HEADER_BYTES + index * MRT_ENTRY_BYTES) >> 2;
     const k = key | 0;
-    if (this.#i32[e + MRE_KEY] !== k) return false;
+    // x86 keeps loads in order, so a plain first read is enough there; elsewhere it must be an acquire.
+    if ((PLAIN_PUBLISH ? this.#i32[e + MRE_KEY] : Atomics.load(this.#i32, e + MRE_KEY)) !== k) return false;
     out.access = this.#i32[e + MRE_ACCESS]!;
     out.regionId = this.#i32[e + MRE_REGION]!;
     out.addr = this.#f64[(e >> 1) + MRE_F64_ADDR]!;

@@ -44,7 +44,7 @@ export class ShmMr implements MemoryRegion {
     this.addr = iovaOf(regionId, 0);
     this.length = bytes.length;
     this.buffer = bytes;
-    this.words = new Int32Array(bytes.buffer, 0, bytes.buffer.byteLength >> 2);
+    this.words = new Int32Array(bytes.buffer, 0, Math.floor(bytes.buffer.byteLength / 4));
     this.access = access;
   }
 
@@ -93,46 +93,69 @@ export class ShmPd implements ProtectionDomain {
     if ((access & (Access.REMOTE_WRITE | Access.REMOTE_ATOMIC)) !== 0 && (access & Access.LOCAL_WRITE) === 0) {
       throw new KbypassError('EINVAL', 'REMOTE_WRITE and REMOTE_ATOMIC access need LOCAL_WRITE too (ibv_reg_mr)');
     }
+    const maxMr = this.context.query().maxMrSize;
     let region: Region;
     let length: number;
+    let own = false;
     if (typeof regionOrLength === 'number') {
-      if (!Number.isInteger(regionOrLength) || regionOrLength < 1 || regionOrLength > this.context.query().maxMrSize) {
-        throw new KbypassError('EINVAL', `cannot register ${regionOrLength} bytes (1 to ${this.context.query().maxMrSize})`);
+      if (!Number.isInteger(regionOrLength) || regionOrLength < 1 || regionOrLength > maxMr) {
+        throw new KbypassError('EINVAL', `cannot register ${regionOrLength} bytes (1 to ${maxMr})`);
       }
-      region = createRegion(regionOrLength, { name: 'kbypass-mr' });
-      this.#ownRegions.add(region);
       length = regionOrLength;
+      region = { buffer: new ArrayBuffer(0), size: 0, fd: -1 }; // made below, once nothing else can fail
+      own = true;
     } else if (regionOrLength !== null && typeof regionOrLength === 'object' && regionOrLength.buffer instanceof ArrayBuffer &&
         !ArrayBuffer.isView(regionOrLength) && Number.isInteger(regionOrLength.fd) && Number.isInteger(regionOrLength.size) &&
         regionOrLength.size > 0 && regionOrLength.size <= regionOrLength.buffer.byteLength) {
       region = regionOrLength;
       if (region.fd < 0) throw new KbypassError('EBADF', 'the region\'s fd is closed: peers could never map it (keep it open while registered)');
+      if (region.size > maxMr) throw new KbypassError('EINVAL', `cannot register a ${region.size}-byte region (at most ${maxMr})`);
       length = region.size;
     } else {
       throw new KbypassError('ERR_INVALID_ARG_TYPE', 'The "regionOrLength" argument must be a Region (createRegion) or a length in bytes');
     }
-    const slot = this.#freeSlots.pop() ?? this.#nextSlot++;
+    // Everything that can fail comes first; the PD changes only once the MR exists (all or nothing).
+    const slot = this.#freeSlots.length !== 0 ? this.#freeSlots[this.#freeSlots.length - 1]! : this.#nextSlot;
     if (slot >= MRT_CAPACITY) throw new KbypassError('ENOMEM', `this protection domain holds at most ${MRT_CAPACITY - 1} MRs`);
-    let regionId = this.#regionIds.get(region);
-    const isNew = regionId === undefined;
-    if (regionId === undefined) {
-      regionId = this.regions.length;
-      if (regionId > MAX_REGION_ID) throw new KbypassError('ENOMEM', 'too many registered regions');
-      this.#regionIds.set(region, regionId);
-      this.regions.push(region);
-      this.regionBytes.push(new Uint8Array(region.buffer));
-    }
     let gen = generations[slot]!;
     let key = 0;
     for (let i = 0; i < 255 && (key === 0 || liveKeys.has(key)); i++) { gen = (gen % 255) + 1; key = makeKey(slot, gen); }
-    if (liveKeys.has(key)) { this.#freeSlots.push(slot); throw new KbypassError('ENOMEM', `no free key for MR slot ${slot} (255 live MRs of other PDs use it)`); }
+    if (liveKeys.has(key)) throw new KbypassError('ENOMEM', `no free key for MR slot ${slot} (255 live MRs of other PDs use it)`);
+    let regionId = own ? undefined : this.#regionIds.get(region);
+    const isNew = regionId === undefined;
+    if (isNew && this.regions.length > MAX_REGION_ID) throw new KbypassError('ENOMEM', 'too many registered regions');
+    // Our own region, or our own descriptor of the caller's: peers get it at connection time, and the caller may
+    // close theirs (or the number may be reused) meanwhile.
+    let shared: Region | undefined;
+    if (isNew) {
+      if (own) {
+        region = createRegion(length, { name: 'kbypass-mr' });
+        shared = region;
+      } else {
+        shared = { buffer: region.buffer, size: region.size, fd: native().dup(region.fd) };
+      }
+    }
+    let mr: ShmMr;
+    try {
+      mr = new ShmMr(this, key, isNew ? this.regions.length : regionId!, new Uint8Array(region.buffer, 0, length), access);
+    } catch (e) {
+      if (shared !== undefined) native().close(shared.fd);
+      throw e;
+    }
+    if (isNew) {
+      regionId = this.regions.length;
+      if (!own) this.#regionIds.set(region, regionId);
+      this.#ownRegions.add(shared!);
+      this.regions.push(shared);
+      this.regionBytes.push(new Uint8Array(region.buffer));
+    }
+    if (this.#freeSlots.length !== 0) this.#freeSlots.pop(); else this.#nextSlot++;
     generations[slot] = gen;
     liveKeys.add(key);
-    const mr = new ShmMr(this, key, regionId, new Uint8Array(region.buffer, 0, length), access);
     this.mrs[slot] = mr;
     this.#live++;
-    if (isNew) for (const l of this.listeners) l(regionId, region.fd);
-    this.table.publish(key, access, regionId, mr.addr, length);
+    this.table.publish(key, access, regionId!, mr.addr, length);
+    if (isNew) for (const l of this.listeners) l(regionId!, shared!.fd);
     return mr;
   }
 

@@ -18,7 +18,7 @@ import {
 } from './layout';
 import { OVERRUN, PUSHED_NOTIFY } from './cq-ring';
 import { RecvWqe, RqRing } from './rq-ring';
-import { RNR, Requester } from './engine';
+import { NOT_READY, RNR, Requester } from './engine';
 import { ShmCq } from './cq';
 import { ShmSrq } from './srq';
 import type { ShmPd } from './pd';
@@ -138,6 +138,8 @@ export class ShmQp implements QueuePair {
     Atomics.store(b, QP_I_STATE, next);
     if (next === QpState.ERR && was !== QpState.ERR) this.#flush();
     if (next === QpState.RESET) this.#reset();
+    // WRs posted while the send queue was drained (SQD) or stalled start now.
+    if (next === QpState.RTS && this.#waiting.length !== 0) this.#schedule();
   }
 
   query(): QpAttr {
@@ -164,13 +166,14 @@ export class ShmQp implements QueuePair {
     if (wr === null || typeof wr !== 'object') throw new PostError('EINVAL', index, 'a send WR must be an object');
     const op = wr.opcode;
     const flags = wr.sendFlags ?? 0;
-    if (typeof op !== 'number' || ((ALLOWED[this.qpType]! >>> op) & 1) === 0 || op < 0 || op > 6) {
+    if (!Number.isInteger(op) || op < 0 || op > 6 || ((ALLOWED[this.qpType]! >>> op) & 1) === 0) {
       throw new PostError('EINVAL', index, `opcode ${op} is not valid on a ${this.qpType === QpType.RC ? 'RC' : this.qpType === QpType.UC ? 'UC' : 'UD'} QP`);
     }
+    if (wr.wrId !== undefined && (typeof wr.wrId !== 'number' || !Number.isFinite(wr.wrId))) throw new PostError('EINVAL', index, 'wrId must be a number');
     if ((flags & ~KNOWN_FLAGS) !== 0 || !Number.isInteger(flags)) throw new PostError('EINVAL', index, `unknown send flags 0x${Number(flags).toString(16)}`);
     if (this.#destroyed) throw new PostError('EINVAL', index, 'the QP was destroyed');
     const st = this.#state;
-    if (st !== QpState.RTS && st !== QpState.ERR && st !== QpState.SQD) {
+    if (st !== QpState.RTS && st !== QpState.ERR && st !== QpState.SQD && st !== QpState.SQE) {
       throw new PostError('EINVAL', index, `the QP is in state ${stateName(st)}; sends need RTS`);
     }
     const sg = wr.sgList;
@@ -212,20 +215,38 @@ export class ShmQp implements QueuePair {
       peer = this.pd.context.remotes.get(this.pd.context.remoteKey(u.ah.dlid, u.remoteQpn)) ?? null;
     }
     if (this.#waiting.length !== 0 || st !== QpState.RTS) {
-      if (st === QpState.ERR) { this.#complete(wr, WcStatus.WR_FLUSH_ERR, true); return; }
+      if (st === QpState.ERR || st === QpState.SQE) { this.#complete(wr, WcStatus.WR_FLUSH_ERR, true); return; }
       if (this.#waiting.length >= this.cap.maxSendWr) throw new PostError('ENOMEM', index, `the send queue is full (${this.cap.maxSendWr} WRs)`);
       this.#waiting.push({ wr: this.#clone(wr), retries: 0 });
       this.#schedule();
       return;
     }
     const status = this.#req.execute(wr, peer, inline);
-    if (status === RNR) {
+    if (status === RNR || status === NOT_READY) {
       const w: Waiting = { wr: this.#clone(wr), retries: 0 };
       this.#waiting.push(w);
-      this.#rnr(w, peer);
+      if (status === RNR) this.#rnr(w, peer); else this.#notReady(w);
       return;
     }
     this.#finish(wr, status);
+  }
+
+  /**
+   * The target QP is not ready yet (RESET or INIT): on a fabric the packets would be dropped and the requester
+   * would time out and resend. Wait the ACK timeout (4.096 µs × 2^timeout; 0: wait forever) and retry, up to
+   * retry_cnt times; then RETRY_EXC_ERR.
+   */
+  #notReady(w: Waiting): void {
+    const limit = this.#attr.retryCnt ?? 7;
+    if (w.retries >= limit) {
+      this.#waiting.shift();
+      this.#finish(w.wr, WcStatus.RETRY_EXC_ERR);
+      return;
+    }
+    w.retries++;
+    const t = this.#attr.timeout ?? 14;
+    this.#retryAt = performance.now() + (t === 0 ? 1 : (4.096 * 2 ** t) / 1000);
+    this.#schedule();
   }
 
   /** Complete a WR the requester executed: a completion if signaled or failed; an error moves the QP to ERR. */
@@ -235,7 +256,17 @@ export class ShmQp implements QueuePair {
       return;
     }
     this.#complete(wr, status, true);
-    this.#toError();
+    // An RC QP goes to ERROR; UC and UD go to SQE, where the send queue is flushed and receives go on (IB spec).
+    if (this.qpType === QpType.RC) this.#toError(); else this.#toSqError();
+  }
+
+  #toSqError(): void {
+    if (this.#state === QpState.ERR || this.#state === QpState.SQE) return;
+    this.#state = QpState.SQE;
+    this.#attr.qpState = QpState.SQE;
+    Atomics.store(this.#block, QP_I_STATE, QpState.SQE);
+    this.#cancelTimer();
+    for (const w of this.#waiting.splice(0)) this.#complete(w.wr, WcStatus.WR_FLUSH_ERR, true);
   }
 
   #complete(wr: SendWr, status: number, always: boolean): void {
@@ -336,6 +367,10 @@ export class ShmQp implements QueuePair {
       const status = this.#req.execute(w.wr, peer, ((w.wr.sendFlags ?? 0) & SendFlags.INLINE) !== 0);
       if (status === RNR) {
         this.#rnr(w, peer);
+        return;
+      }
+      if (status === NOT_READY) {
+        this.#notReady(w);
         return;
       }
       this.#waiting.shift();

@@ -10,7 +10,7 @@ import { CqRing, layoutError } from './cq-ring';
 import { MrTable } from './mr-table';
 import { RqRing } from './rq-ring';
 import {
-  LAYOUT_VERSION, QP_BLOCK_BYTES, QP_I_ACCESS, QP_I_MAGIC, QP_I_MIN_RNR_TIMER, QP_I_QKEY, QP_I_QPN, QP_I_STATE,
+  MAX_REGION_ID, LAYOUT_VERSION, QP_BLOCK_BYTES, QP_I_ACCESS, QP_I_MAGIC, QP_I_MIN_RNR_TIMER, QP_I_QKEY, QP_I_QPN, QP_I_STATE,
   QP_I_TYPE, QP_I_VERSION, QP_MAGIC,
 } from './layout';
 
@@ -72,10 +72,10 @@ export class RemoteQp {
   /** Map a region the peer registered (the fd is closed here). */
   addRegion(id: number, fd: number): void {
     try {
-      if (!Number.isInteger(id) || id < 1 || id > 1 << 17) throw new KbypassError('ERR_KBYPASS_PROTOCOL', `bad region id ${id}`);
+      if (!Number.isInteger(id) || id < 1 || id > MAX_REGION_ID) throw new KbypassError('ERR_KBYPASS_PROTOCOL', `bad region id ${id}`);
       const buffer = attachRegion(fd, 0).buffer;
       this.regions[id] = new Uint8Array(buffer);
-      this.#words[id] = new Int32Array(buffer, 0, buffer.byteLength >> 2);
+      this.#words[id] = new Int32Array(buffer, 0, Math.floor(buffer.byteLength / 4));
     } finally {
       native().close(fd);
     }
