@@ -347,6 +347,14 @@ export class CmConnection extends EventEmitter {
 
   get state(): string { return this.#state; }
 
+  /**
+   * False once the peer is known to be gone: the connection ended, or (one non-blocking peek at the socket, for
+   * busy loops that keep the event loop from running) the peer's end of the socket is closed.
+   */
+  peerAlive(): boolean {
+    return this.#state !== 'disconnected' && !this.#link.ended && native().peerAlive(this.#link.fd);
+  }
+
   #onMessage(m: CmMessage, fds: number[]): void {
     if (m.type === CmType.MR_ADD) {
       if (fds.length !== 1) { closeAll(fds); throw new KbypassError('ERR_KBYPASS_PROTOCOL', `an MR_ADD came with ${fds.length} fds`); }

@@ -26,7 +26,7 @@ function waitOne(cq: CompletionQueue, s: PerfSession): void {
   for (let spins = 0; ; spins++) {
     const n = cq.poll(1);
     if (n !== 0) { check(cq, n); return; }
-    if ((spins & 0xffff) === 0xffff && (performance.now() > deadline || s.conn?.state === 'disconnected')) {
+    if ((spins & 0xffff) === 0xffff && (performance.now() > deadline || s.conn?.peerAlive() === false)) {
       throw new KbypassError('ETIMEDOUT', 'no completion: the peer stopped');
     }
   }
@@ -36,7 +36,7 @@ function waitOne(cq: CompletionQueue, s: PerfSession): void {
 function waitByte(u8: Uint8Array, at: number, v: number, s: PerfSession): void {
   const deadline = performance.now() + PEER_TIMEOUT_MS;
   for (let spins = 0; Atomics.load(u8, at) !== v; spins++) {
-    if ((spins & 0xffff) === 0xffff && (performance.now() > deadline || s.conn?.state === 'disconnected')) {
+    if ((spins & 0xffff) === 0xffff && (performance.now() > deadline || s.conn?.peerAlive() === false)) {
       throw new KbypassError('ETIMEDOUT', 'the peer stopped writing');
     }
   }

@@ -69,3 +69,21 @@ test('perf: a client with no server fails with UNREACHABLE, not a hang', { timeo
   assert.equal(r.status, 1);
   assert.match(r.stderr, /ECONNREFUSED|ENOENT|UNREACHABLE/);
 });
+
+test('perf: a server killed mid-run makes the client fail within seconds, not hang', { timeout: 60_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const p = String(++port);
+  const server = spawn(process.execPath, [BIN, 'perf', 'write_lat', '-p', p], { stdio: ['ignore', 'pipe', 'ignore'] });
+  await new Promise<void>((resolve) => server.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('Waiting')) resolve(); }));
+  const client = spawn(process.execPath, [BIN, 'perf', 'write_lat', 'localhost', '-p', p, '-n', '100000000', '-s', '8'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  client.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  await new Promise((r) => setTimeout(r, 1500)); // well into the measured loop
+  server.kill('SIGKILL');
+  const t0 = Date.now();
+  const code = await new Promise<number | null>((resolve) => client.once('exit', (c) => resolve(c)));
+  const ms = Date.now() - t0;
+  assert.equal(code, 1, stderr);
+  assert.ok(ms < 10_000, `the client noticed after ${ms} ms`);
+  assert.match(stderr, /peer|stopped|ETIMEDOUT/);
+});

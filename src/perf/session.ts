@@ -155,7 +155,7 @@ export class PerfSession {
     const deadline = performance.now() + PEER_TIMEOUT_MS;
     for (let spins = 0; Atomics.load(this.#ctl, 0) < k; spins++) {
       if (lazy && spins > 1000) Atomics.wait(SLEEPER, 0, 0, 0.05);
-      if ((spins & 0xffff) === 0 && (performance.now() > deadline || this.conn?.state === 'disconnected')) {
+      if ((spins & 0xffff) === 0 && (performance.now() > deadline || this.conn?.peerAlive() === false)) {
         throw new KbypassError('ETIMEDOUT', 'the peer did not reach the barrier (gone, or running another test?)');
       }
     }
