@@ -46,3 +46,23 @@ test('bench ipc --json prints exactly one object of the documented shape', { tim
   }
   assert.match(r.stderr, /\[\s*\d+\/\d+\]/, 'progress lines on stderr');
 });
+
+test('bench verbs --json prints one object: the four figures, each beside its floor', { timeout: 120_000 }, () => {
+  const r = run(['bench', 'verbs', '--quick', '--json'], 110_000);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 1, 'one line of JSON on stdout (progress goes to stderr)');
+  const o = JSON.parse(lines[0]!) as Record<string, Record<string, number>>;
+  assert.deepEqual(Object.keys(o), ['write_lat', 'send_lat', 'write_bw', 'send_bw']);
+  const wl = o['write_lat']!;
+  assert.ok(wl['t_typical_us']! > 0 && wl['floor_us']! > 0);
+  assert.ok(Math.abs(wl['ratio']! - wl['t_typical_us']! / wl['floor_us']!) < 1e-9, 'the ratio is of the figures printed');
+  const sl = o['send_lat']!;
+  assert.ok(Math.abs(sl['ratio_to_write_lat']! - sl['t_typical_us']! / wl['t_typical_us']!) < 1e-9);
+  const wb = o['write_bw']!;
+  assert.ok(wb['bw_avg_mib_s']! > 0 && wb['memcpy_mib_s']! > 0);
+  assert.ok(Math.abs(wb['ratio']! - wb['bw_avg_mib_s']! / wb['memcpy_mib_s']!) < 1e-9);
+  assert.ok(o['send_bw']!['msg_rate_mpps']! > 0);
+  const bad = run(['bench', 'verbs', '--sizes', '64']);
+  assert.equal(bad.status, 2);
+});
