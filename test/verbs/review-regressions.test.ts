@@ -141,3 +141,66 @@ test('createCq with a destroyed completion channel is EINVAL', () => {
   assert.throws(() => ctx.createCq(4, ch), { code: 'EINVAL' });
   ctx.close();
 });
+
+test('CQ overrun: a receive completion that finds the peer CQ full is lost, cq.overrun says so, the sender gets REM_OP_ERR', async () => {
+  await withPair({}, async ({ client, server }) => {
+    // The helper's CQs hold 256; make the server's receives complete into a CQ of 2 instead.
+    const small = server.ctx.createCq(2);
+    const qp = server.pd.createQp({ qpType: QpType.RC, sendCq: small, recvCq: small, cap: { maxRecvWr: 8 } });
+    const c2 = client.pd.createQp({ qpType: QpType.RC, sendCq: client.cq, recvCq: client.cq, cap: { maxSendWr: 8 } });
+    const { connectQps } = await import('../helpers/verbs');
+    const pair = await connectQps(c2, qp);
+    try {
+      for (let i = 0; i < 3; i++) qp.postRecv({ wrId: i, sgList: [{ addr: server.mr.addr + 64 * i, length: 64, lkey: server.mr.lkey }] });
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        c2.postSend({ wrId: i, opcode: WrOpcode.SEND, sendFlags: SIG, sgList: [{ addr: client.mr.addr, length: 8, lkey: client.mr.lkey }] });
+        statuses.push((await pollN(client.cq, 1))[0]!.status);
+      }
+      assert.deepEqual(statuses, [WcStatus.SUCCESS, WcStatus.SUCCESS, WcStatus.REM_OP_ERR]);
+      assert.equal(small.overrun, true);
+      assert.equal(c2.state, QpState.ERR);
+    } finally {
+      await pair.client.disconnect();
+      await pair.server.disconnect();
+      c2.destroy();
+      qp.destroy();
+      small.destroy();
+    }
+  });
+});
+
+test('a hostile MR table entry (a misaligned MR address) makes an atomic fail with REM_ACCESS_ERR, not throw', async () => {
+  const { ShmPd } = await import('../../src/verbs/shm/pd');
+  await withPair({}, async ({ client, server }) => {
+    const pd = server.pd as InstanceType<typeof ShmPd>;
+    const mr = server.mr as unknown as { lkey: number; access: number; regionId: number; addr: number; length: number };
+    pd.table.publish(mr.lkey, mr.access, mr.regionId, mr.addr + 4, mr.length - 4); // as a hostile peer could
+    client.qp.postSend({ wrId: 1, opcode: WrOpcode.ATOMIC_FETCH_AND_ADD, sendFlags: SIG,
+      sgList: [{ addr: client.mr.addr, length: 8, lkey: client.mr.lkey }],
+      atomic: { remoteAddr: mr.addr + 8, rkey: server.mr.rkey, compareAdd: 1n } });
+    const [wc] = await pollN(client.cq, 1);
+    assert.equal(wc!.status, WcStatus.REM_ACCESS_ERR);
+  });
+});
+
+test('a hostile event count in a CQ header queues at most 64 events per look, not billions', async () => {
+  const { CQ_I_EVENTS } = await import('../../src/verbs/shm/layout');
+  const ctx = openDevice('shm0');
+  const ch = ctx.createCompChannel();
+  const cq = ctx.createCq(4, ch);
+  const header = new Int32Array((cq as unknown as { region: { buffer: ArrayBuffer } }).region.buffer, 0, 64);
+  Atomics.store(header, CQ_I_EVENTS, -1); // 2^32 − 1 notifications, as a peer could write
+  let got = 0;
+  for (;;) {
+    const r = await Promise.race([ch.getCqEvent().then(() => true), new Promise<boolean>((res) => setTimeout(() => res(false), 20))]);
+    if (!r) break;
+    got++;
+    if (got > 100) break;
+  }
+  assert.equal(got, 64);
+  cq.ackEvents(64);
+  cq.destroy();
+  ch.destroy();
+  ctx.close();
+});
