@@ -390,10 +390,11 @@ export class Requester {
         // The peer's MR table says where its MR starts; a hostile one could make the word misaligned.
         if (!Number.isInteger(at)) return WcStatus.REM_ACCESS_ERR;
         // An aligned 8-byte word of a shared mapping: lock-prefixed instructions, atomic across processes.
-        const word = new BigUint64Array(bytes.buffer, at * 8, 1);
+        // (The region's 64-bit view is made once per region, not per operation.)
+        const words = peer.words64(this.#ref.regionId)!;
         const old = op === WrOpcode.ATOMIC_FETCH_AND_ADD
-          ? Atomics.add(word, 0, BigInt.asUintN(64, a.compareAdd))
-          : Atomics.compareExchange(word, 0, BigInt.asUintN(64, a.compareAdd), BigInt.asUintN(64, a.swap ?? 0n));
+          ? Atomics.add(words, at, BigInt.asUintN(64, a.compareAdd))
+          : Atomics.compareExchange(words, at, BigInt.asUintN(64, a.compareAdd), BigInt.asUintN(64, a.swap ?? 0n));
         this.#big[0] = old;
         this.#remote.reset();
         this.#remote.add(this.#u8, 0, 8);

@@ -36,6 +36,7 @@ export class RemoteQp {
   readonly regions: Array<Uint8Array | undefined> = [];
   /** The same regions as 32-bit words (aligned copies). */
   readonly #words: Array<Int32Array | undefined> = [];
+  readonly #words64: Array<BigUint64Array | undefined> = [];
   /** Set by the connection: pull region fds the peer already sent (synchronously); true if `id` is now mapped. */
   fetchRegion: ((id: number) => boolean) | null = null;
   /** False once the connection is gone (operations then fail as if the packets were lost). */
@@ -90,6 +91,15 @@ export class RemoteQp {
 
   /** Region `id` as 32-bit words (after region(id) found it). */
   words(id: number): Int32Array | undefined { return this.#words[id]; }
+
+  /** Region `id` as 64-bit words, for atomics (after region(id) found it; made on first use). */
+  words64(id: number): BigUint64Array | undefined {
+    const r = this.regions[id];
+    if (r === undefined) return undefined;
+    let w = this.#words64[id];
+    if (w === undefined) this.#words64[id] = w = new BigUint64Array(r.buffer, 0, Math.floor(r.buffer.byteLength / 8));
+    return w;
+  }
 
   /** Raise the peer's completion event (its recv CQ was armed). */
   notify(): void {
