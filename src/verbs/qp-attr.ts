@@ -12,6 +12,7 @@
  *   max_qp_rd_atom; here, as in mlx4, maxRdAtomic is bounded by maxQpInitRdAtom and maxDestRdAtomic by maxQpRdAtom.
  * XRC, RAW_PACKET, SMI/GSI and the kernel-only mask bits (RATE_LIMIT, …) are left out.
  */
+import type { QpCap } from './types';
 import { KbypassError, invalidArgType, invalidArgValue, outOfRange } from '../errors';
 import { ACCESS_ALL, Access, Mtu, QpAttrMask, QpState, QpType, type QpStateValue, type QpTypeValue } from './constants';
 
@@ -44,19 +45,6 @@ export interface AhAttr {
   };
 }
 
-/** struct ibv_qp_cap: the QP's queue sizes. */
-export interface QpCap {
-  /** Send queue depth, in work requests. */
-  maxSendWr: number;
-  /** Receive queue depth, in work requests. */
-  maxRecvWr: number;
-  /** Scatter/gather entries per send work request. */
-  maxSendSge: number;
-  /** Scatter/gather entries per receive work request. */
-  maxRecvSge: number;
-  /** Largest inline send, in bytes. */
-  maxInlineData: number;
-}
 
 /**
  * struct ibv_qp_attr. Each field is read only when its mask bit (named in brackets) is in the mask passed along
@@ -471,3 +459,5 @@ export function applyAttrs(stored: QpAttr, attr: QpAttr, mask: number): void {
     }
   }
 }
+
+export type { QpCap };

@@ -69,12 +69,17 @@ export class WorkCompletion {
   dlidPathBits = 0;
 }
 
-/** ibv_qp_cap */
+/** struct ibv_qp_cap: the QP's queue sizes. */
 export interface QpCap {
+  /** Send queue depth, in work requests. */
   maxSendWr: number;
+  /** Receive queue depth, in work requests. */
   maxRecvWr: number;
+  /** Scatter/gather entries per send work request. */
   maxSendSge: number;
+  /** Scatter/gather entries per receive work request. */
   maxRecvSge: number;
+  /** Largest inline send, in bytes. */
   maxInlineData: number;
 }
 
