@@ -59,6 +59,9 @@ test('perf: bad usage exits 2 with a message; a remote host is refused for shm0'
   r = perf(['write_lat', '10.0.0.1']);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /this host only/);
+  r = perf(['write_lat', '--local', '-d', 'mlx5_0']);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /no RDMA device named 'mlx5_0' \(devices: shm0\)/);
   r = perf(['write_lat', '--help']);
   assert.equal(r.status, 0);
   assert.match(r.stdout, /-s/);

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { KbypassError } from '../errors';
-import { WrOpcode } from '../verbs';
+import { WrOpcode, getDeviceList } from '../verbs';
 import { isLatencyTest, parsePerfArgs, perfUsage, sizesFor, type PerfOptions, type PerfTest } from './args';
 import { bwRow, formatBwHeader, formatBwRow, formatLatencyHeader, formatLatencyRow, halvesRoundTrip, jsonReport, latencyRow, peakMessageNs, RESULT_LINE, type BwRow, type LatencyRow } from './report';
 import { bwClient, bwServer, oneSidedLat, sendLat, writeLat } from './loops';
@@ -161,6 +161,10 @@ export async function runPerf(argv: string[]): Promise<number> {
   }
   if (o.help) { process.stdout.write(perfUsage(o.test)); return 0; }
   if (o.duration !== undefined) { process.stderr.write('kbypass perf: -D/--duration is not supported yet; use -n\n'); return 2; }
+  if (!getDeviceList().some((d) => d.name === o.device)) {
+    process.stderr.write(`kbypass perf: no RDMA device named '${o.device}' (devices: ${getDeviceList().map((d) => d.name).join(', ')})\n`);
+    return 1;
+  }
   let address: string;
   try { address = perfAddress(o.local ? null : o.server, o.port); } catch (e) { process.stderr.write(`kbypass perf: ${(e as Error).message}\n`); return 2; }
   const out = (s: string) => process.stdout.write(s);
