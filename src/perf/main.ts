@@ -46,17 +46,6 @@ function runSize(s: PerfSession, spec: RunSpec, client: boolean, size: number, c
   return bwRow(size, n, r.totalNs, peak);
 }
 
-/** The cost of one performance.now(), ns (subtracted from each latency sample, as the C floor does for its clock). */
-function clockCost(): number {
-  let best = Infinity;
-  for (let r = 0; r < 3; r++) {
-    const t0 = performance.now();
-    for (let i = 0; i < 200_000; i++) performance.now();
-    best = Math.min(best, ((performance.now() - t0) * 1e6) / 200_000);
-  }
-  return best;
-}
-
 function sizesOf(spec: RunSpec): number[] {
   return sizesFor({ test: spec.test, all: spec.all, size: spec.size });
 }
@@ -73,7 +62,8 @@ async function server(o: PerfOptions, address: string, out: (s: string) => void)
 async function client(o: PerfOptions, address: string): Promise<Array<LatencyRow | BwRow>> {
   const spec = specOf(o);
   const s = await connectTo(address, o.device, spec);
-  const clockNs = clockCost();
+  // The cost of one clock read, taken off each latency sample as `bench ipc` does.
+  const clockNs = (await import('../../bench/ipc/runs')).jsClockCost();
   const rows: Array<LatencyRow | BwRow> = [];
   try {
     for (const size of sizesOf(spec)) {

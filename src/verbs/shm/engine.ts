@@ -13,7 +13,7 @@ import { offsetOfIova, regionOfIova } from './layout';
 import { MrRef } from './mr-table';
 import { RecvWqe } from './rq-ring';
 import type { RemoteQp } from './remote';
-import type { ShmPd } from './pd';
+import type { ShmMr, ShmPd } from './pd';
 
 /** execute() result: the target had no receive WQE (Receiver Not Ready). */
 export const RNR = -1;
@@ -88,6 +88,8 @@ export class Requester {
   readonly #local = new Segs();
   readonly #remote = new Segs();
   readonly #ref = new MrRef();
+  /** The offset #peerBytes found. */
+  #roff = 0;
   readonly #wqe: RecvWqe;
   readonly #inline = new Segs();
   readonly #u8 = new Uint8Array(8);
@@ -104,6 +106,30 @@ export class Requester {
     this.#wqe = new RecvWqe(64);
   }
 
+  /** Our MR holding the SGE (writable if `write`), or undefined: LOC_PROT_ERR. */
+  #localMr(s: Sge, write: boolean): ShmMr | undefined {
+    const mr = this.#pd.localMr(s.lkey);
+    if (mr === undefined || !mr.valid || s.addr < mr.addr || s.addr + s.length > mr.addr + mr.length) return undefined;
+    return write && (mr.access & Access.LOCAL_WRITE) === 0 ? undefined : mr;
+  }
+
+  /**
+   * The peer's bytes holding [addr, addr + len) under `key`, when its MR table grants `need` and its QP's access
+   * flags grant `qpNeed`; #roff is then the offset in them. Undefined: an access violation. Every field read from
+   * the peer's table is checked, so a hostile entry can never make us index outside the mapping.
+   */
+  #peerBytes(peer: RemoteQp, key: number, addr: number, len: number, need: number, qpNeed: number): Uint8Array | undefined {
+    const ref = this.#ref;
+    if (!peer.mrTable.lookup(key, ref) || !ref.covers(addr, len) || (ref.access & need) !== need ||
+        (peer.accessFlags & qpNeed) !== qpNeed) return undefined;
+    const bytes = peer.region(ref.regionId);
+    // An MR starts at offset 0 of its region (pd.ts), so the offset is the distance from the MR's address.
+    const off = addr - ref.addr;
+    if (bytes === undefined || !(off >= 0) || off + len > bytes.length || off !== Math.floor(off)) return undefined;
+    this.#roff = off;
+    return bytes;
+  }
+
   /** Resolve our SGEs into #local; `write` when the operation writes into them (READ, atomics). */
   #gather(list: readonly Sge[] | undefined, write: boolean): boolean {
     const segs = this.#local;
@@ -112,9 +138,8 @@ export class Requester {
     for (let k = 0; k < list.length; k++) {
       const s = list[k]!;
       if (s.length === 0) continue;
-      const mr = this.#pd.localMr(s.lkey);
-      if (mr === undefined || !mr.valid || s.addr < mr.addr || s.addr + s.length > mr.addr + mr.length) return false;
-      if (write && (mr.access & Access.LOCAL_WRITE) === 0) return false;
+      const mr = this.#localMr(s, write);
+      if (mr === undefined) return false;
       segs.add(mr.buffer, s.addr - mr.addr, s.length, mr.words);
     }
     return true;
@@ -124,15 +149,10 @@ export class Requester {
   #remoteRange(peer: RemoteQp, addr: number, rkey: number, len: number, need: number): boolean {
     // A zero-length RDMA WRITE/READ accesses no memory: its address and rkey are not checked (IB C9-88; rxe's check_rkey).
     if (len === 0) { this.#remote.reset(); return true; }
-    const ref = this.#ref;
-    if (!peer.mrTable.lookup(rkey, ref) || !ref.covers(addr, len) || (ref.access & need) !== need) return false;
-    if ((peer.accessFlags & need) !== need) return false;
-    const bytes = peer.region(ref.regionId);
-    // An MR starts at offset 0 of its region (pd.ts), so the offset is the distance from the MR's address.
-    const off = addr - ref.addr;
-    if (bytes === undefined || !Number.isSafeInteger(off) || off < 0 || off + len > bytes.length) return false;
+    const bytes = this.#peerBytes(peer, rkey, addr, len, need, need);
+    if (bytes === undefined) return false;
     this.#remote.reset();
-    this.#remote.add(bytes, off, len, peer.words(ref.regionId));
+    this.#remote.add(bytes, this.#roff, len, peer.words(this.#ref.regionId));
     return true;
   }
 
@@ -156,14 +176,12 @@ export class Requester {
       const l = w.length[k]!;
       if (l === 0) continue;
       const a = w.addr[k]!;
-      const bytes = peer.mrTable.lookup(w.lkey[k]!, ref) && ref.covers(a, l) && (ref.access & Access.LOCAL_WRITE) !== 0
-        ? peer.region(ref.regionId) : undefined;
-      const off = a - ref.addr;
-      if (bytes === undefined || off + l > bytes.length) {
+      const bytes = this.#peerBytes(peer, w.lkey[k]!, a, l, Access.LOCAL_WRITE, 0);
+      if (bytes === undefined) {
         this.#completeRemote(peer, WcStatus.LOC_PROT_ERR, WcOpcode.RECV, 0, 0, 0, false);
         return WcStatus.REM_OP_ERR;
       }
-      segs.add(bytes, off, l, peer.words(ref.regionId));
+      segs.add(bytes, this.#roff, l, peer.words(ref.regionId));
     }
     if (segs.total < len) {
       this.#completeRemote(peer, WcStatus.LOC_LEN_ERR, WcOpcode.RECV, 0, 0, 0, false);
@@ -228,18 +246,15 @@ export class Requester {
     if (sg === undefined || sg.length !== 1 || sg[0]!.length === 0) return -2;
     const s = sg[0]!;
     const len = s.length;
-    const mr = this.#pd.localMr(s.lkey);
     const write = op === WrOpcode.RDMA_WRITE;
-    if (mr === undefined || !mr.valid || s.addr < mr.addr || s.addr + len > mr.addr + mr.length ||
-        (!write && (mr.access & Access.LOCAL_WRITE) === 0)) return WcStatus.LOC_PROT_ERR;
+    const mr = this.#localMr(s, !write);
+    if (mr === undefined) return WcStatus.LOC_PROT_ERR;
     const r = wr.rdma!;
-    const ref = this.#ref;
     const need = write ? Access.REMOTE_WRITE : Access.REMOTE_READ;
-    if (!peer.mrTable.lookup(r.rkey, ref) || !ref.covers(r.remoteAddr, len) || (ref.access & need) !== need ||
-        (peer.accessFlags & need) !== need) return WcStatus.REM_ACCESS_ERR;
-    const bytes = peer.region(ref.regionId);
-    const off = r.remoteAddr - ref.addr;
-    if (bytes === undefined || off + len > bytes.length) return WcStatus.REM_ACCESS_ERR;
+    const bytes = this.#peerBytes(peer, r.rkey, r.remoteAddr, len, need, need);
+    if (bytes === undefined) return WcStatus.REM_ACCESS_ERR;
+    const off = this.#roff;
+    const ref = this.#ref;
     const local = s.addr - mr.addr;
     if (len <= 256 && off + len <= 0x7fffffff && local + len <= 0x7fffffff && ((off | local | len) & 3) === 0) {
       // Whole aligned words: a quarter of the element accesses of a byte loop.
@@ -269,8 +284,8 @@ export class Requester {
     const s = sg[0]!;
     const len = s.length;
     if (len === 0) return -2;
-    const mr = this.#pd.localMr(s.lkey);
-    if (mr === undefined || !mr.valid || s.addr < mr.addr || s.addr + len > mr.addr + mr.length) return WcStatus.LOC_PROT_ERR;
+    const mr = this.#localMr(s, false);
+    if (mr === undefined) return WcStatus.LOC_PROT_ERR;
     const w = this.#wqe;
     if (!peer.rq.take(w)) return reliable ? RNR : WcStatus.SUCCESS;
     const local = s.addr - mr.addr;
@@ -284,10 +299,9 @@ export class Requester {
       const ref = this.#ref;
       const l = w.length[0]!;
       const a = w.addr[0]!;
-      const bytes = peer.mrTable.lookup(w.lkey[0]!, ref) && ref.covers(a, l) && (ref.access & Access.LOCAL_WRITE) !== 0
-        ? peer.region(ref.regionId) : undefined;
-      const off = a - ref.addr;
-      if (bytes === undefined || off + l > bytes.length) {
+      const bytes = this.#peerBytes(peer, w.lkey[0]!, a, l, Access.LOCAL_WRITE, 0);
+      const off = this.#roff;
+      if (bytes === undefined) {
         this.#completeRemote(peer, WcStatus.LOC_PROT_ERR, WcOpcode.RECV, 0, 0, 0, false);
         return reliable ? WcStatus.REM_OP_ERR : WcStatus.SUCCESS;
       }
