@@ -81,6 +81,9 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   #paused = false;
   #idleSince = -1;
   #immediate: NodeJS.Immediate | null = null;
+  /** The sender's look for room (see #waitForSpace), and when it began. */
+  #spaceTurnTimer: NodeJS.Immediate | null = null;
+  #spaceSince = 0;
   #emptyPolls = 0;
   #closeTimer: NodeJS.Timeout | null = null;
   #recheck: NodeJS.Timeout | null = null;
@@ -403,9 +406,37 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     if (this.#needDrain) return;
     this.#needDrain = true;
     this.#awaitBytes = Math.min(bytes, this.#tx.maxPayload);
-    if (this.#tx.parkForSpace(this.#awaitBytes)) this.#scheduleFlush();
+    this.#waitForSpace();
+  }
+
+  /**
+   * Wait for room in the outgoing ring: the consumer is usually draining it right now, so look once per
+   * event-loop turn for yieldMicros (as the receiver does for data) and only then park on the doorbell — a
+   * park costs the consumer a system call and us a wake-up for every ring's worth of a long stream.
+   */
+  #waitForSpace(): void {
+    if (this.#spaceTurnTimer !== null) return;
+    if (this.#opts.yieldMicros > 0) {
+      this.#spaceSince = performance.now();
+      this.#spaceTurnTimer = setImmediate(this.#spaceTurn);
+      return;
+    }
+    this.#parkForSpace();
+  }
+
+  #parkForSpace(): void {
+    if (this.#tx.parkForSpace(this.#wantedBytes())) this.#scheduleFlush();
     else this.#armRecheck();
   }
+
+  #spaceTurn = (): void => {
+    this.#spaceTurnTimer = null;
+    if (this.#state === 'closed' || (!this.#needDrain && this.#pending.length === 0)) return;
+    if (this.#tx.hasRoomFor(this.#wantedBytes())) { this.#flush(); return; }
+    if (this.#tx.fault !== null) { this.#checkTxFault(); return; }
+    if (performance.now() - this.#spaceSince < this.#opts.yieldMicros / 1000) this.#spaceTurnTimer = setImmediate(this.#spaceTurn);
+    else this.#parkForSpace();
+  };
 
   /**
    * After parking, look once more a moment later: the peer's last publish may have been in its store buffer
@@ -444,7 +475,7 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
       if (done > 0) { this.#pendingBytes -= done - e.done; e.done = done; }
       if (e.done === e.length) { q.shift(); continue; }
       if (this.#checkTxFault()) return;
-      if (!this.#tx.parkForSpace(Math.min(e.length - e.done + 8, this.#tx.maxPayload))) { this.#armRecheck(); return; } // the consumer rings us
+      if (!this.#tx.hasRoomFor(Math.min(e.length - e.done + 8, this.#tx.maxPayload))) { this.#waitForSpace(); return; }
     }
     if (this.#state === 'closing' && !this.#txClosed) {
       this.#tx.markClosed();
@@ -618,6 +649,7 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     if (this.#closeTimer) { clearTimeout(this.#closeTimer); this.#closeTimer = null; }
     if (this.#recheck) { clearTimeout(this.#recheck); this.#recheck = null; }
     if (this.#immediate) { clearImmediate(this.#immediate); this.#immediate = null; }
+    if (this.#spaceTurnTimer) { clearImmediate(this.#spaceTurnTimer); this.#spaceTurnTimer = null; }
     const n = this.#n;
     if (this.#bellWatch) { n.watchStop(this.#bellWatch); this.#bellWatch = null; }
     if (this.#sockWatch) { n.watchStop(this.#sockWatch); this.#sockWatch = null; }

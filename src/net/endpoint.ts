@@ -13,7 +13,7 @@ import {
   REFUSE_ADDRESS, REFUSE_FULL, REFUSE_NOT_LISTENING, REFUSE_VERSION, type Hello,
 } from './hello';
 import { endpointPath, listenerCovers } from './local';
-import { CLOSE_TIMEOUT_MS, firstMessage, NET_IDLE, OPEN_TIMEOUT_MS } from './open';
+import { CLOSE_TIMEOUT_MS, firstMessage, NET_IDLE, NET_RING_SIZE, OPEN_TIMEOUT_MS } from './open';
 import { kAdopt, Socket } from './socket';
 
 /** What node:net's Server keeps that accepting needs (documented fields and long-standing internals). */
@@ -57,7 +57,7 @@ function publish(server: net.Server): void {
   if (!portAllowed(a.port)) { trace('listen %d not published (port not in KBYPASS_PORTS)', a.port); return; }
   let endpoint: ChannelServer;
   try {
-    endpoint = channelListen(endpointPath(a.port), { idle: NET_IDLE, closeTimeout: CLOSE_TIMEOUT_MS });
+    endpoint = channelListen(endpointPath(a.port), { idle: NET_IDLE, closeTimeout: CLOSE_TIMEOUT_MS, ringSize: NET_RING_SIZE });
   } catch (e) {
     trace('listen %d endpoint not published (%s)', a.port, (e as Error).message);
     return;

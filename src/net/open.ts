@@ -12,6 +12,8 @@ import { endpointPath, localTarget } from './local';
 
 /** How a bypassed connection's receiver waits: poll once per event-loop turn (never blocking the loop), then park. */
 export const NET_IDLE: IdleOptions = { spinMicros: 0, yieldMicros: 500 };
+/** Ring capacity per direction of a bypassed connection (the counterpart of a TCP socket's buffers). */
+export const NET_RING_SIZE = 1 << 20;
 /** How long the opening exchange may take before the client gives up and uses TCP. */
 export const OPEN_TIMEOUT_MS = 2000;
 /** How long an orderly close waits for the peer's side (the socket is gone by then; this bounds the channel). */

@@ -26,6 +26,8 @@ type Mode = 'idle' | 'deciding' | 'bypass' | 'tcp';
 
 
 const EMPTY = Buffer.alloc(0);
+/** Stream bytes a bypassed socket takes from its channel beyond what the program has read, before it pauses it. */
+const READ_AHEAD_BYTES = 256 * 1024;
 
 /** What node:net's Socket keeps that this class drives (long-standing internals; typed here once). */
 interface NodeSocketSide {
@@ -102,7 +104,8 @@ export class Socket extends NodeSocket {
     }, (err: Error & { code?: string }) => {
       this.#abort = null;
       if (this.destroyed || this.#mode !== 'deciding') return;
-      trace('connect %s:%d via tcp (%s)', via.host, via.port, err.message);
+      trace('connect %s:%d via tcp (%s)', via.host, via.port,
+        err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? 'no endpoint' : `${err.code ?? 'error'}: ${err.message}`);
       this.#mode = 'tcp';
       nodeSide(this).connecting = false;
       super.connect(options as unknown as net.SocketConnectOpts);
@@ -148,7 +151,9 @@ export class Socket extends NodeSocket {
     b.set(data);
     this.#bytesRead += data.length;
     nodeSide(this)._unrefTimer();
-    if (!this.push(b)) this.#channel?.pause();
+    // Read ahead past the stream's highWaterMark (as a kernel socket buffer does): pausing the channel at every
+    // full buffer would cost a wake-up of the sender per message.
+    if (!this.push(b) && this.readableLength >= READ_AHEAD_BYTES) this.#channel?.pause();
   };
 
   #onDrain = (): void => {

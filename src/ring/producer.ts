@@ -194,6 +194,13 @@ export class RingProducer {
     return this.#refreshHead(0) ? Math.max(0, this.capacity - RING_SLACK_BYTES - this.used) : 0;
   }
 
+  /** Is there room for a record of `payload` bytes now (and the padding before it)? Sets no flag. */
+  hasRoomFor(payload: number): boolean {
+    const rec = (payload + 15) & ~7;
+    const toEnd = this.capacity - (this.#tail & this.#mask);
+    return this.#refreshHead((toEnd < rec ? rec + toEnd : rec) + RING_SLACK_BYTES);
+  }
+
   /**
    * Park: say we wait for space for a record of `payload` bytes. Returns true if space is there already (the
    * flag is cleared again; go on writing), false if the consumer will ring our doorbell when it frees space.
