@@ -4,7 +4,8 @@
  * (TLSSocket._init: `connecting = socket.connecting || !socket._handle`). A bypassed socket has no handle and
  * may be connected already (an accepted one never emits 'connect'), so TLS would wait forever. This wraps
  * TLSSocket.prototype._init once, for every TLS socket of the process, to clear that wait for bypassed sockets
- * that are connected; for every other socket it changes nothing.
+ * that are connected, and to let TLS (not the raw socket) decide when the raw stream ends; for sockets that are
+ * not kbypass's it changes nothing.
  */
 import tls = require('node:tls');
 import { Socket } from './socket';
@@ -18,7 +19,12 @@ export function installTlsFix(): void {
   proto[kWrapped] = true;
   proto['_init'] = function (this: { connecting: boolean }, socket: unknown, wrap: unknown): unknown {
     const r = (init as (s: unknown, w: unknown) => unknown).call(this, socket, wrap);
-    if (socket instanceof Socket && socket.bypassed && !socket.connecting) this.connecting = false;
+    if (socket instanceof Socket) {
+      if (socket.bypassed && !socket.connecting) this.connecting = false;
+      // TLS ends the raw stream itself, after its last records: the raw socket must not end its writing side
+      // on its own when the peer's FIN arrives (over TCP, TLS drives the kernel socket and this never comes up).
+      socket.allowHalfOpen = true;
+    }
     return r;
   };
 }
