@@ -3,6 +3,7 @@
  * (busy-polled and event-driven), node:net over TCP loopback and over a Unix socket, with the C floors
  * (two C processes on shared memory; single-core memcpy) measured in the same run.
  */
+import { progressReporter } from '../progress';
 import * as fs from 'node:fs';
 import { idleCpu, jsClockCost, killPeers, latencyFloor, latencyJsFloor, latencyNet, latencyShm, memcpyFloor, throughputNet, throughputShm, FLOOR_BIN } from './runs';
 import { Histogram } from './histogram';
@@ -55,17 +56,9 @@ async function run(opts: IpcBenchOptions): Promise<IpcReport> {
   const sizes = opts.sizes ?? (quick ? QUICK_SIZES : FULL_SIZES);
   const out = opts.progress === undefined ? process.stderr : opts.progress;
   if (!fs.existsSync(FLOOR_BIN)) throw new Error(`the C floor program is not built (${FLOOR_BIN}): run \`npm rebuild kbypass\``);
-  const tty = out !== null && (out as NodeJS.WriteStream).isTTY === true;
   const rounds0 = quick ? 2 : 4;
   const steps = sizes.length * (4 * rounds0 + 7) + 1;
-  let step = 0;
-  const started = Date.now();
-  const progress = (what: string) => {
-    step++;
-    if (!out) return;
-    const line = `[${String(step).padStart(String(steps).length)}/${steps}] ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s  ${what}`;
-    out.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
-  };
+  const { step: progress, done: endProgress } = progressReporter(out, steps);
   const seconds = quick ? 0.25 : 1;
   const latency: LatencyRow[] = [];
   const jsFloor: LatencyRow[] = [];
@@ -112,7 +105,7 @@ async function run(opts: IpcBenchOptions): Promise<IpcReport> {
   }
   progress('idle channel CPU');
   const idle = await idleCpu(quick ? 1 : 2);
-  if (out && tty) out.write('\r\x1b[K');
+  endProgress();
   return { latency, throughput, jsFloor, clock: { js_ns: jsClock, c_ns: cClock }, idle };
 }
 

@@ -425,9 +425,21 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   }
 
   #parkForSpace(): void {
-    if (this.#tx.parkForSpace(this.#wantedBytes())) this.#scheduleFlush();
-    else this.#armRecheck();
+    if (this.#tx.parkForSpace(this.#wantedBytes())) { this.#scheduleFlush(); return; }
+    // As #yieldOrPark: one more look on the next turn, in case the consumer's head was still in its store buffer.
+    this.#spaceTurnTimer = setImmediate(this.#parkedSpaceLook);
+    this.#armRecheck();
   }
+
+  #parkedSpaceLook = (): void => {
+    this.#spaceTurnTimer = null;
+    if (this.#state === 'closed' || (!this.#needDrain && this.#pending.length === 0)) return;
+    const want = this.#wantedBytes();
+    if (this.#tx.hasRoomFor(want)) { this.#flush(); return; }
+    // Still no room. The consumer may have cleared our flag and rung meanwhile (that wake-up found no room
+    // either): make sure we are parked.
+    if (this.#tx.parkForSpace(want)) this.#scheduleFlush();
+  };
 
   #spaceTurn = (): void => {
     this.#spaceTurnTimer = null;
@@ -541,9 +553,18 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
       this.#immediate = setImmediate(this.#yieldTurn);
       return;
     }
-    if (this.#rx.park()) this.#schedule(); // data slipped in while parking
-    else this.#armRecheck();
+    if (this.#rx.park()) { this.#schedule(); return; } // data slipped in while parking
+    // The peer's last commit may have sat in its store buffer when it read our flag (layout.ts, "Wake-ups"):
+    // look once more on the next event-loop turn (the buffer has long drained by then), and, as a last resort,
+    // a millisecond later.
+    this.#immediate = setImmediate(this.#parkedLook);
+    this.#armRecheck();
   }
+
+  #parkedLook = (): void => {
+    this.#immediate = null;
+    if (this.#active() && (this.#rx.hasData() || this.#rx.producerClosed())) this.#run();
+  };
 
   /** One poll per event-loop turn; back to spinning on the first message. */
   #yieldTurn = (): void => {

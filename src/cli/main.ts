@@ -1,6 +1,7 @@
 /**
  * The `kbypass` command. Subcommands:
  *   kbypass bench ipc [--quick] [--json] [--sizes 64,1024]   latency and throughput between two processes
+ *   kbypass bench net [--quick] [--json]                    node:net / node:http programs over kbypass (preload) and TCP
  *   kbypass bench verbs [--quick] [--json]                  the verbs figures: perf's tests against their floors
  *   kbypass perf <test> [server] [options]                   perftest's tools over kbypass/verbs (src/perf)
  *   kbypass --version | --help
@@ -17,6 +18,14 @@ Commands:
       --quick        fewer sizes and iterations (under 45 s)
       --json         print one JSON object on stdout instead of tables
       --sizes LIST   message sizes in bytes, comma-separated (default 8 B to 1 MiB)
+
+  bench net    Unmodified node:net / node:http programs (server and client in two processes) over
+               kbypass (both started with --require kbypass/preload) and over TCP, in one run:
+               64 B echo round trip (p50, p99), HTTP/1.1 keep-alive requests/s (autocannon,
+               10 connections), and a 1 GiB piped transfer (bytes/s). Fails if a kbypass figure
+               was not measured over kbypass (the preload's KBYPASS_DEBUG lines say which way).
+      --quick        3 s of HTTP per transport, 256 MiB transfer (about 15 s)
+      --json         print one JSON object on stdout instead of tables
 
   bench verbs  kbypass/verbs on shm0 against the floors, in one run: write_lat and send_lat
                (8 B) against the C ping-pong, write_bw (64 KiB) against memcpy, send_bw (64 B).
@@ -80,6 +89,21 @@ export async function main(argv: string[]): Promise<number> {
     } else {
       process.stdout.write(`${formatIpcReport(result)}\n`);
     }
+    return 0;
+  }
+  if (cmd === 'bench' && sub === 'net') {
+    const { parseNetBenchArgs } = await import('../../bench/net/args');
+    let args;
+    try {
+      args = parseNetBenchArgs(argv);
+    } catch (e) {
+      process.stderr.write(`kbypass: ${(e as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    const { runNetBench } = await import('../../bench/net/main');
+    const { formatNetReport, toJson } = await import('../../bench/net/report');
+    const result = await runNetBench({ quick: args.quick });
+    process.stdout.write(args.json ? `${toJson(result)}\n` : `${formatNetReport(result)}\n`);
     return 0;
   }
   if (cmd === 'bench' && sub === 'verbs') {

@@ -29,6 +29,8 @@ interface Published {
   readonly endpoint: ChannelServer;
   readonly port: number;
   readonly address: string;
+  /** The listener's family ('IPv4' or 'IPv6'), as address() says. */
+  readonly family: string;
   refed: boolean;
 }
 
@@ -62,7 +64,7 @@ function publish(server: net.Server): void {
     trace('listen %d endpoint not published (%s)', a.port, (e as Error).message);
     return;
   }
-  const p: Published = { endpoint, port: a.port, address: a.address, refed: true };
+  const p: Published = { endpoint, port: a.port, address: a.address, family: a.family, refed: true };
   published.set(server, p);
   endpoint.on('error', (e: Error & { code?: string }) => {
     // EADDRINUSE: another listener of this host has the port's endpoint (say, the other address family).
@@ -125,19 +127,22 @@ function accept(server: net.Server, p: Published, ch: Channel): void {
     // TCP accepts and then drops (with 'drop'): refusing sends the client to TCP, where exactly that happens.
     if (s.maxConnections !== undefined && s.maxConnections !== null && s._connections >= s.maxConnections) { refuse(ch, hello, REFUSE_FULL); return; }
     ch.send(encodeHello({ ...hello, kind: KIND_ACCEPT }));
-    const family = hello.family === 4 ? 'IPv4' : 'IPv6';
+    // A dual-stack listener (bound to ::) sees an IPv4 client as an IPv4-mapped IPv6 address, as TCP shows it.
+    const mapped = hello.family === 4 && p.family === 'IPv6';
+    const family = hello.family === 4 && !mapped ? 'IPv4' : 'IPv6';
+    const shown = (a: string): string => mapped ? `::ffff:${a}` : a;
     const socket = new Socket({ allowHalfOpen: Boolean(s.allowHalfOpen) });
     socket[kAdopt]({
       channel: ch,
-      local: { address: hello.dstAddress, family, port: hello.dstPort },
-      remote: { address: hello.srcAddress, family, port: hello.srcPort },
+      local: { address: shown(hello.dstAddress), family, port: hello.dstPort },
+      remote: { address: shown(hello.srcAddress), family, port: hello.srcPort },
       early,
     });
     const sk = socket as unknown as { server: net.Server; _server: net.Server };
     sk.server = server;
     sk._server = server;
     s._connections++;
-    trace('accept %s:%d on %d via kbypass', hello.srcAddress, hello.srcPort, p.port);
+    trace('accept %s:%d on %d via kbypass', shown(hello.srcAddress), hello.srcPort, p.port);
     if (s.pauseOnConnect) socket.pause();
     server.emit('connection', socket);
     if (!s.pauseOnConnect && !socket.isPaused()) socket.read(0);

@@ -144,7 +144,7 @@ export class Socket extends NodeSocket {
   #onMessage = (data: Uint8Array): void => {
     if (this.destroyed) return; // the connection is gone: drop what still arrives
     if (data.length === 0) {
-      if (!this.#finReceived) { this.#finReceived = true; this.push(null); }
+      this.#onFin();
       return;
     }
     const b = Buffer.allocUnsafe(data.length);
@@ -155,6 +155,14 @@ export class Socket extends NodeSocket {
     // full buffer would cost a wake-up of the sender per message.
     if (!this.push(b) && this.readableLength >= READ_AHEAD_BYTES) this.#channel?.pause();
   };
+
+  /** The peer's FIN: end the readable side (read(0) too, as node:net does, so 'end' comes with no reader). */
+  #onFin(): void {
+    if (this.#finReceived) return;
+    this.#finReceived = true;
+    this.push(null);
+    this.read(0);
+  }
 
   #onDrain = (): void => {
     const cb = this.#drainCb;
@@ -178,7 +186,7 @@ export class Socket extends NodeSocket {
         this.destroy(econnreset(err));
         return;
       }
-      if (!this.#finReceived) { this.#finReceived = true; this.push(null); }
+      this.#onFin();
       return;
     }
     this.destroy(err); // a corrupt ring or a failed close: the code says which
