@@ -17,6 +17,7 @@ NAPI_MODULE_INIT() {
     FN("close", kb_close),
     FN("dup", kb_dup),
     FN("memlockLimit", kb_memlock_limit),
+    FN("mallocTune", kb_malloc_tune),
     FN("eventfd", kb_eventfd),
     FN("eventfdSignal", kb_eventfd_signal),
     FN("eventfdDrain", kb_eventfd_drain),

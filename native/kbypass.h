@@ -15,6 +15,7 @@ napi_value kb_mmap_shared(napi_env env, napi_callback_info info);
 napi_value kb_close(napi_env env, napi_callback_info info);
 napi_value kb_dup(napi_env env, napi_callback_info info);
 napi_value kb_memlock_limit(napi_env env, napi_callback_info info);
+napi_value kb_malloc_tune(napi_env env, napi_callback_info info);
 
 /* doorbell.c */
 napi_value kb_eventfd(napi_env env, napi_callback_info info);

@@ -4,6 +4,10 @@
  * RLIMIT_MEMLOCK query.
  */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -171,4 +175,26 @@ napi_value kb_memlock_limit(napi_env env, napi_callback_info info) {
   KB_NAPI(env, napi_set_element(env, arr, 0, soft));
   KB_NAPI(env, napi_set_element(env, arr, 1, hard));
   return arr;
+}
+
+/* mallocTune(trimBytes, mmapBytes) → true when applied. glibc's malloc gives freed heap memory back to the
+ * kernel once more than M_TRIM_THRESHOLD (128 KiB by default) is free at the top, and the next allocation
+ * page-faults it in again. A process that copies a stream out of rings into fresh Buffers frees and allocates
+ * megabytes per GC cycle; each fault costs more than copying the page. kbypass/net raises both thresholds once
+ * per process (see src/net/malloc-tuning.ts). Elsewhere than glibc: nothing to do (false). */
+napi_value kb_malloc_tune(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t trim, mmap_threshold;
+  if (!kb_args(env, info, 2, argv) || !kb_arg_int32(env, argv[0], "trimBytes", &trim) ||
+      !kb_arg_int32(env, argv[1], "mmapBytes", &mmap_threshold)) {
+    return NULL;
+  }
+  if (trim < 0 || mmap_threshold < 0) return kb_throw_errno(env, EINVAL, "mallopt");
+  bool ok = false;
+#ifdef __GLIBC__
+  ok = mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, trim) == 1;
+#endif
+  napi_value r;
+  KB_NAPI(env, napi_get_boolean(env, ok, &r));
+  return r;
 }

@@ -96,7 +96,7 @@ export function connect(path: string, options?: ConnectOptions): Promise<Channel
           if (m.kind !== KIND_WELCOME || m.version !== HANDSHAKE_VERSION || memfd < 0 || peerBell < 0 || !isEventfd(peerBell)) {
             throw new KbypassError('ERR_KBYPASS_HANDSHAKE', `connect ${name.display}: malformed answer from the server`);
           }
-          const region = attachRegion(memfd, regionBytes(4096), { lock: opts.lock, populate: true });
+          const region = attachRegion(memfd, regionBytes(4096), { lock: opts.lock, populate: opts.populate });
           const hdr = checkRegionHeader(region.buffer);
           if ('reason' in hdr) throw new KbypassError('ERR_KBYPASS_HANDSHAKE', `connect ${name.display}: shared region rejected: ${hdr.reason}`);
           if (hdr.capacity !== m.capacity || m.maxMessage < 1) throw new KbypassError('ERR_KBYPASS_HANDSHAKE', `connect ${name.display}: the answer does not match the region`);

@@ -207,7 +207,7 @@ export class Server extends EventEmitter implements AsyncIterable<Channel> {
     let region: ReturnType<typeof createRegion> | null = null;
     let bell = -1;
     try {
-      region = createRegion(regionBytes(capacity), { hugePages: this.#opts.hugePages, lock: this.#opts.lock, populate: true, name: 'kbypass-channel' });
+      region = createRegion(regionBytes(capacity), { hugePages: this.#opts.hugePages, lock: this.#opts.lock, populate: this.#opts.populate, name: 'kbypass-channel' });
       writeRegionHeader(region.buffer, capacity, process.pid);
       bell = n.eventfd();
       const welcome = encodeHandshake({ kind: KIND_WELCOME, capacity, maxMessage: this.#opts.maxMessageSize, regionBytes: region.size, errno: 0, pid: process.pid, code: '' });

@@ -46,6 +46,8 @@ export interface NativeBinding {
   dup(fd: number): number;
   /** close(fd); EBADF is reported as an error. */
   close(fd: number): void;
+  /** mallopt(M_MMAP_THRESHOLD, mmapBytes) and mallopt(M_TRIM_THRESHOLD, trimBytes) (glibc); false elsewhere. */
+  mallocTune(trimBytes: number, mmapBytes: number): boolean;
   /** getrlimit(RLIMIT_MEMLOCK): [soft, hard] in bytes; -1 means unlimited. */
   memlockLimit(): [number, number];
 

@@ -59,7 +59,7 @@ function publish(server: net.Server): void {
   if (!portAllowed(a.port)) { trace('listen %d not published (port not in KBYPASS_PORTS)', a.port); return; }
   let endpoint: ChannelServer;
   try {
-    endpoint = channelListen(endpointPath(a.port), { idle: NET_IDLE, closeTimeout: CLOSE_TIMEOUT_MS, ringSize: NET_RING_SIZE });
+    endpoint = channelListen(endpointPath(a.port), { idle: NET_IDLE, closeTimeout: CLOSE_TIMEOUT_MS, ringSize: NET_RING_SIZE, populate: false });
   } catch (e) {
     trace('listen %d endpoint not published (%s)', a.port, (e as Error).message);
     return;

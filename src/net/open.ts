@@ -12,8 +12,11 @@ import { endpointPath, localTarget } from './local';
 
 /** How a bypassed connection's receiver waits: poll once per event-loop turn (never blocking the loop), then park. */
 export const NET_IDLE: IdleOptions = { spinMicros: 0, yieldMicros: 500 };
-/** Ring capacity per direction of a bypassed connection (the counterpart of a TCP socket's buffers). */
-export const NET_RING_SIZE = 1 << 20;
+/**
+ * Ring capacity per direction of a bypassed connection (the counterpart of a TCP socket's buffers). Its pages
+ * fault in as they are first used (no MAP_POPULATE): a short connection pays for the few it touches.
+ */
+export const NET_RING_SIZE = 2 << 20;
 /** How long the opening exchange may take before the client gives up and uses TCP. */
 export const OPEN_TIMEOUT_MS = 2000;
 /** How long an orderly close waits for the peer's side (the socket is gone by then; this bounds the channel). */
@@ -93,7 +96,7 @@ export function firstMessage(ch: Channel, timeoutMs: number, rest: Buffer[], sig
 export function openBypass(t: BypassTarget): { result: Promise<Endpoints>; abort: () => void } {
   const ac = new AbortController();
   const result = (async (): Promise<Endpoints> => {
-    const channel = await channelConnect(endpointPath(t.port), { timeout: OPEN_TIMEOUT_MS, signal: ac.signal, idle: NET_IDLE, closeTimeout: CLOSE_TIMEOUT_MS });
+    const channel = await channelConnect(endpointPath(t.port), { timeout: OPEN_TIMEOUT_MS, signal: ac.signal, idle: NET_IDLE, closeTimeout: CLOSE_TIMEOUT_MS, populate: false });
     try {
       const srcAddress = t.family === 4 && t.address.startsWith('127.') ? '127.0.0.1' : t.address;
       const srcPort = clientPort();

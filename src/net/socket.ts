@@ -15,6 +15,7 @@ import * as net from 'node:net';
 import type { Channel } from '../channel/channel';
 import { KbypassError } from '../errors';
 import { trace } from './config';
+import { tuneMallocOnce } from './malloc-tuning';
 import { bypassTarget, openBypass, type AddressInfo, type Endpoints } from './open';
 
 export type { AddressInfo } from './open';
@@ -121,6 +122,7 @@ export class Socket extends NodeSocket {
   }
 
   #adopt(ep: Endpoints): void {
+    tuneMallocOnce();
     this.#mode = 'bypass';
     this.#channel = ep.channel;
     this.#local = ep.local;

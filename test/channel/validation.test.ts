@@ -45,6 +45,7 @@ describe('argument validation', () => {
       [p, { backlog: 0 }, rangeErr],
       [p, { hugePages: 1 }, typeErr],
       [p, { lock: 'yes' }, typeErr],
+      [p, { populate: 0 }, typeErr],
       [p, { authorize: true }, typeErr],
       [p, { handshakeTimeout: 0 }, rangeErr],
       [p, { closeTimeout: -1 }, rangeErr],
