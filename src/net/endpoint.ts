@@ -114,6 +114,8 @@ function accept(server: net.Server, p: Published, ch: Channel): void {
   if (!p.refed) ch.unref();
   const early: Buffer[] = [];
   firstMessage(ch, OPEN_TIMEOUT_MS, early).then((m) => {
+    // The client may have gone already (it sent HELLO and closed): nothing to accept.
+    if (ch.state !== 'open') { ch.destroy(); return; }
     const s = server as unknown as NodeServerInternals;
     const hello = decodeHello(m);
     if (hello === null || hello.kind !== KIND_HELLO) {
@@ -126,7 +128,12 @@ function accept(server: net.Server, p: Published, ch: Channel): void {
     if (hello.dstPort !== p.port || !listenerCovers(p.address, hello.dstAddress, hello.family)) { refuse(ch, hello, REFUSE_ADDRESS); return; }
     // TCP accepts and then drops (with 'drop'): refusing sends the client to TCP, where exactly that happens.
     if (s.maxConnections !== undefined && s.maxConnections !== null && s._connections >= s.maxConnections) { refuse(ch, hello, REFUSE_FULL); return; }
-    ch.send(encodeHello({ ...hello, kind: KIND_ACCEPT }));
+    try {
+      ch.send(encodeHello({ ...hello, kind: KIND_ACCEPT }));
+    } catch {
+      ch.destroy(); // closed between the check above and here
+      return;
+    }
     // A dual-stack listener (bound to ::) sees an IPv4 client as an IPv4-mapped IPv6 address, as TCP shows it.
     const mapped = hello.family === 4 && p.family === 'IPv6';
     const family = hello.family === 4 && !mapped ? 'IPv4' : 'IPv6';
@@ -146,5 +153,8 @@ function accept(server: net.Server, p: Published, ch: Channel): void {
     if (s.pauseOnConnect) socket.pause();
     server.emit('connection', socket);
     if (!s.pauseOnConnect && !socket.isPaused()) socket.read(0);
-  }, () => { ch.destroy(); });
+  }, () => { ch.destroy(); }).catch((e: Error & { code?: string }) => {
+    // A 'connection' listener of the program threw: as node:net does, that is the program's exception.
+    process.nextTick(() => { throw e; });
+  });
 }

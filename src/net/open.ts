@@ -7,7 +7,7 @@ import type { Channel } from '../channel/channel';
 import type { IdleOptions } from '../channel/options';
 import { KbypassError } from '../errors';
 import { config, portAllowed } from './config';
-import { decodeHello, encodeHello, KIND_ACCEPT, KIND_HELLO, KIND_REFUSE, REFUSE_NAMES } from './hello';
+import { decodeHello, encodeHello, HELLO_MAX, KIND_ACCEPT, KIND_HELLO, KIND_REFUSE, REFUSE_NAMES } from './hello';
 import { endpointPath, localTarget } from './local';
 
 /** How a bypassed connection's receiver waits: poll once per event-loop turn (never blocking the loop), then park. */
@@ -52,6 +52,9 @@ export function bypassTarget(options: Record<string, unknown>): BypassTarget | s
   if (!Number.isInteger(port) || port <= 0 || port > 65535) return '';
   if (!config().enabled) return 'KBYPASS is off';
   if (!portAllowed(port)) return 'port not in KBYPASS_PORTS';
+  // The program wants a particular source address or port, or its own name resolution: only TCP does that.
+  if (options['localAddress'] != null || options['localPort'] != null) return 'localAddress/localPort given'; // (undici passes null)
+  if (options['lookup'] != null) return 'custom lookup';
   const host = options['host'] === undefined || options['host'] === null ? 'localhost' : options['host'];
   if (typeof host !== 'string') return '';
   const t = localTarget(host);
@@ -98,10 +101,18 @@ export function openBypass(t: BypassTarget): { result: Promise<Endpoints>; abort
   const result = (async (): Promise<Endpoints> => {
     const channel = await channelConnect(endpointPath(t.port), { timeout: OPEN_TIMEOUT_MS, signal: ac.signal, idle: NET_IDLE, closeTimeout: CLOSE_TIMEOUT_MS, populate: false });
     try {
+      // Abstract socket names carry no permissions: anyone may bind one first. Only an endpoint run by this
+      // user (or root) may stand for a TCP port here; another user's would read what we send.
+      const me = process.getuid?.() ?? -1;
+      if (channel.peer.uid !== me && channel.peer.uid !== 0) {
+        throw new KbypassError('ERR_KBYPASS_REFUSED', `the endpoint belongs to uid ${channel.peer.uid}, not to this user`);
+      }
+      if (channel.maxMessageSize < HELLO_MAX) throw new KbypassError('ERR_KBYPASS_HANDSHAKE', 'the endpoint takes messages too small for the opening exchange');
       const srcAddress = t.family === 4 && t.address.startsWith('127.') ? '127.0.0.1' : t.address;
       const srcPort = clientPort();
       const early: Buffer[] = [];
       const reply = firstMessage(channel, OPEN_TIMEOUT_MS, early, ac.signal);
+      reply.catch(() => { /* awaited below; a send that throws first leaves it to be rejected by the close */ });
       channel.send(encodeHello({ kind: KIND_HELLO, family: t.family, reason: 0, dstAddress: t.address, dstPort: t.port, srcAddress, srcPort }));
       const h = decodeHello(await reply);
       if (h === null || h.kind === KIND_HELLO) throw new KbypassError('ERR_KBYPASS_HANDSHAKE', 'the endpoint answered with a malformed opening message');

@@ -66,6 +66,8 @@ function install(): void {
       const t = Reflect.apply(tlsConnect, tls, cb ? [{ ...options, socket }, cb] : [{ ...options, socket }]) as tls.TLSSocket;
       // TLS over a given socket leaves it to its owner: end it with the TLS socket.
       t.once('close', () => socket.destroy());
+      // node applies options.timeout only to a socket it makes itself.
+      if (typeof options['timeout'] === 'number' && options['timeout'] > 0) t.setTimeout(options['timeout']);
       return t;
     }
     return Reflect.apply(tlsConnect, tls, args) as tls.TLSSocket;

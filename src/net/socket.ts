@@ -46,6 +46,10 @@ function epipe(): Error {
   return new KbypassError('EPIPE', 'This socket has been ended by the other party');
 }
 
+function closedBeforeConnection(): Error {
+  return new KbypassError('ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'Socket closed before the connection was established');
+}
+
 function econnreset(cause?: Error): Error {
   const e = new KbypassError('ECONNRESET', 'read ECONNRESET', cause ? { cause } : undefined);
   (e as { errno?: number }).errno = -104;
@@ -65,12 +69,16 @@ export class Socket extends NodeSocket {
   #reset = false;
   #refed = true;
   #drainCb: ((e?: Error | null) => void) | null = null;
-  /** Stream hooks called while deciding, run again once the mode is known. */
+  /** Stream hooks called while deciding, run again once the mode is known; and their callbacks, failed if the
+   *  socket is destroyed first. */
   #deferred: Array<() => void> = [];
+  #deferredCbs: Array<(e?: Error | null) => void> = [];
+  /** A channel that closed with bytes still in its ring (the peer's process went away): drained by _read. */
+  #closedRx: Channel | null = null;
   #abort: (() => void) | null = null;
 
   /** True when this connection runs over kbypass (false over TCP, and before it is connected). */
-  get bypassed(): boolean { return this.#mode === 'bypass'; }
+  get bypassed(): boolean { return #mode in this && this.#mode === 'bypass'; }
 
   /**
    * Connect as node:net does (same arguments: options, port[, host], or path, and an optional 'connect'
@@ -79,7 +87,14 @@ export class Socket extends NodeSocket {
    */
   override connect(...args: unknown[]): this {
     const [options, cb] = normalizeConnectArgs(args);
-    if (this.#mode !== 'idle') return super.connect(options as unknown as net.SocketConnectOpts, cb as () => void);
+    // A socket made by an old-style subclass (util.inherits + net.Socket.call) has none of our state: node's.
+    if (!(#mode in this)) return super.connect(options as unknown as net.SocketConnectOpts, cb as () => void);
+    // Connecting again (after 'close', or while connecting): node's own code, over TCP.
+    if (this.#mode !== 'idle') {
+      if (this.#mode === 'bypass' || this.#mode === 'deciding') this.#forget();
+      this.#mode = 'tcp';
+      return super.connect(options as unknown as net.SocketConnectOpts, cb as () => void);
+    }
     const via = bypassTarget(options);
     if (typeof via === 'string') {
       this.#mode = 'tcp';
@@ -109,7 +124,13 @@ export class Socket extends NodeSocket {
         err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? 'no endpoint' : `${err.code ?? 'error'}: ${err.message}`);
       this.#mode = 'tcp';
       nodeSide(this).connecting = false;
-      super.connect(options as unknown as net.SocketConnectOpts);
+      try {
+        super.connect(options as unknown as net.SocketConnectOpts);
+      } catch (e) {
+        this.destroy(e as Error); // an option node:net refuses (it would have thrown from connect())
+        return;
+      }
+      if (!this.#refed) super.unref();
       this.#runDeferred();
     });
     return this;
@@ -129,17 +150,34 @@ export class Socket extends NodeSocket {
     this.#remote = ep.remote;
     const ch = ep.channel;
     ch.pause(); // until the stream asks (_read), as a TCP handle starts reading on read(0)
+    if (this.#refed) ch.ref(); else ch.unref(); // (the endpoint of an unref'd server handed it over unref'd)
     for (const m of ep.early) this.#onMessage(m); // what arrived behind the opening exchange
     ch.removeAllListeners('message'); // the opening exchange's listener; no event can come in between
     ch.on('message', this.#onMessage);
     ch.on('drain', this.#onDrain);
     ch.once('close', this.#onChannelClose);
-    if (!this.#refed) ch.unref();
+    if (ch.state === 'closed') {
+      // It closed before we listened (the peer went away as the exchange ended): its 'close' may be gone.
+      ch.removeListener('close', this.#onChannelClose);
+      process.nextTick(() => this.#onChannelClose(new KbypassError('ERR_KBYPASS_PEER_GONE', 'the peer went away as the connection opened')));
+    }
+  }
+
+  /** Drop the per-connection state (a destroyed socket connecting again). */
+  #forget(): void {
+    this.#channel = null;
+    this.#closedRx = null;
+    this.#local = this.#remote = null;
+    this.#finSent = this.#finReceived = this.#reset = false;
+    this.#drainCb = null;
+    this.#deferred = [];
+    this.#deferredCbs = [];
   }
 
   #runDeferred(): void {
     const d = this.#deferred;
     this.#deferred = [];
+    this.#deferredCbs = [];
     for (const f of d) f();
   }
 
@@ -188,11 +226,35 @@ export class Socket extends NodeSocket {
         this.destroy(econnreset(err));
         return;
       }
-      this.#onFin();
+      // What the peer sent before it went may still be in the ring (a paused reader had stopped taking it):
+      // hand it over as the reader asks, then FIN.
+      this.#closedRx = ch;
+      this.#pumpClosed();
       return;
     }
     this.destroy(err); // a corrupt ring or a failed close: the code says which
   };
+
+  /** Move what is left in a closed channel's ring into the stream, while the stream wants more; then FIN. */
+  #pumpClosed(): void {
+    const ch = this.#closedRx;
+    if (ch === null) return;
+    let want = true;
+    const take = (buf: Uint8Array, off: number, len: number): void => {
+      if (len === 0) { this.#onFin(); return; }
+      const b = Buffer.allocUnsafe(len);
+      b.set(buf.subarray(off, off + len));
+      this.#bytesRead += len;
+      if (!this.push(b)) want = false;
+    };
+    while (want && !this.#finReceived && !this.destroyed) {
+      if (ch.poll(take, 64) === 0) break;
+    }
+    if (this.#finReceived || this.destroyed || want) {
+      this.#closedRx = null;
+      this.#onFin();
+    }
+  }
 
   #send(chunks: ReadonlyArray<Buffer>, cb: (e?: Error | null) => void): void {
     const ch = this.#channel;
@@ -222,33 +284,36 @@ export class Socket extends NodeSocket {
   }
 
   override _read(n: number): void {
-    switch (this.#mode) {
-      case 'bypass': this.#channel?.resume(); return;
+    switch (Socket.#modeOf(this)) {
+      case 'bypass':
+        if (this.#closedRx !== null) this.#pumpClosed();
+        else this.#channel?.resume();
+        return;
       case 'deciding': this.#deferred.push(() => this._read(n)); return;
       default: super._read(n);
     }
   }
 
   override _write(chunk: Buffer | string, encoding: BufferEncoding, cb: (error?: Error | null) => void): void {
-    switch (this.#mode) {
+    switch (Socket.#modeOf(this)) {
       case 'bypass': this.#send([typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk], cb); return;
-      case 'deciding': this.#deferred.push(() => this._write(chunk, encoding, cb)); return;
+      case 'deciding': this.#deferred.push(() => this._write(chunk, encoding, cb)); this.#deferredCbs.push(cb); return;
       default: super._write(chunk, encoding, cb);
     }
   }
 
   override _writev(chunks: Array<{ chunk: Buffer | string; encoding: BufferEncoding }>, cb: (error?: Error | null) => void): void {
-    switch (this.#mode) {
+    switch (Socket.#modeOf(this)) {
       case 'bypass':
         this.#send(chunks.map((c) => typeof c.chunk === 'string' ? Buffer.from(c.chunk, c.encoding) : c.chunk), cb);
         return;
-      case 'deciding': this.#deferred.push(() => this._writev(chunks, cb)); return;
+      case 'deciding': this.#deferred.push(() => this._writev(chunks, cb)); this.#deferredCbs.push(cb); return;
       default: (NodeSocket.prototype as unknown as { _writev: (c: unknown, cb: unknown) => void })._writev.call(this, chunks, cb);
     }
   }
 
   override _final(cb: (error?: Error | null) => void): void {
-    switch (this.#mode) {
+    switch (Socket.#modeOf(this)) {
       case 'bypass': {
         const ch = this.#channel;
         if (ch !== null && ch.state === 'open' && !this.#finSent) {
@@ -258,17 +323,23 @@ export class Socket extends NodeSocket {
         cb();
         return;
       }
-      case 'deciding': this.#deferred.push(() => this._final(cb)); return;
+      case 'deciding': this.#deferred.push(() => this._final(cb)); this.#deferredCbs.push(cb); return;
       default: super._final(cb);
     }
   }
 
   override _destroy(error: Error | null, cb: (error?: Error | null) => void): void {
-    if (this.#mode !== 'bypass' && this.#mode !== 'deciding') { super._destroy(error, cb); return; }
+    const mode = Socket.#modeOf(this);
+    if (mode !== 'bypass' && mode !== 'deciding') { super._destroy(error, cb); return; }
     nodeSide(this).connecting = false;
     this.setTimeout(0);
     if (this.#abort) { this.#abort(); this.#abort = null; }
+    // Writes and end() waiting for the connection fail as node:net fails them.
+    const waiting = this.#deferredCbs;
     this.#deferred = [];
+    this.#deferredCbs = [];
+    for (const wcb of waiting) wcb(closedBeforeConnection());
+    this.#closedRx = null;
     const ch = this.#channel;
     if (ch !== null) {
       if (this.#reset) {
@@ -294,7 +365,7 @@ export class Socket extends NodeSocket {
   }
 
   override resetAndDestroy(): this {
-    if (this.#mode === 'bypass') {
+    if (Socket.#modeOf(this) === 'bypass') {
       this.#reset = true;
       this.destroy();
       return this;
@@ -303,37 +374,46 @@ export class Socket extends NodeSocket {
   }
 
   override ref(): this {
-    this.#refed = true;
-    if (this.#mode === 'bypass' || this.#mode === 'deciding') { this.#channel?.ref(); return this; }
+    const mode = Socket.#modeOf(this);
+    if (mode === 'bypass' || mode === 'deciding') {
+      this.#refed = true;
+      if (!this.destroyed) this.#channel?.ref(); // a destroyed socket's channel finishes closing unref'd
+      return this;
+    }
+    if (#mode in this) this.#refed = true;
     return super.ref();
   }
 
   override unref(): this {
-    this.#refed = false;
-    if (this.#mode === 'bypass' || this.#mode === 'deciding') { this.#channel?.unref(); return this; }
+    const mode = Socket.#modeOf(this);
+    if (mode === 'bypass' || mode === 'deciding') { this.#refed = false; this.#channel?.unref(); return this; }
+    if (#mode in this) this.#refed = false;
     return super.unref();
   }
 
   /** @internal node:net's accessor for remoteAddress / remotePort / remoteFamily. */
   _getpeername(): Partial<AddressInfo> {
-    if (this.#mode === 'bypass') return this.#remote ?? {};
+    if (Socket.#modeOf(this) === 'bypass') return this.#remote ?? {};
     return (NodeSocket.prototype as unknown as { _getpeername(): Partial<AddressInfo> })._getpeername.call(this);
   }
 
   /** @internal node:net's accessor for address() / localAddress / localPort / localFamily. */
   _getsockname(): Partial<AddressInfo> {
-    if (this.#mode === 'bypass') return this.#local ?? {};
+    if (Socket.#modeOf(this) === 'bypass') return this.#local ?? {};
     return (NodeSocket.prototype as unknown as { _getsockname(): Partial<AddressInfo> })._getsockname.call(this);
   }
 
   /** @internal */
   static bypassBytes(s: Socket, which: 'read' | 'written'): number | undefined {
-    if (s.#mode !== 'bypass') return undefined;
+    if (Socket.#modeOf(s) !== 'bypass') return undefined;
     return which === 'read' ? s.#bytesRead : s.#bytesWritten;
   }
 
   /** @internal */
-  static bypassMode(s: Socket): Mode { return s.#mode; }
+  static bypassMode(s: Socket): Mode { return Socket.#modeOf(s); }
+
+  /** The mode; 'tcp' for an object without our state (an old-style subclass: util.inherits + net.Socket.call). */
+  static #modeOf(s: Socket): Mode { return #mode in s ? s.#mode : 'tcp'; }
 }
 
 // Accessors node:net defines on its prototype (TypeScript sees them as plain properties, so they are

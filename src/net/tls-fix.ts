@@ -21,6 +21,10 @@ export function installTlsFix(): void {
     const r = (init as (s: unknown, w: unknown) => unknown).call(this, socket, wrap);
     if (socket instanceof Socket) {
       if (socket.bypassed && !socket.connecting) this.connecting = false;
+      // Addresses: the TLS socket has no handle of its own to ask; the socket under it knows them.
+      const self = this as unknown as Record<string, unknown>;
+      self['_getpeername'] = () => socket._getpeername();
+      self['_getsockname'] = () => socket._getsockname();
       // TLS ends the raw stream itself, after its last records: the raw socket must not end its writing side
       // on its own when the peer's FIN arrives (over TCP, TLS drives the kernel socket and this never comes up).
       socket.allowHalfOpen = true;
