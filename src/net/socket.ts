@@ -187,14 +187,19 @@ export class Socket extends NodeSocket {
       this.#onFin();
       return;
     }
+    // Read ahead past the stream's highWaterMark (as a kernel socket buffer does): pausing the channel at every
+    // full buffer would cost a wake-up of the sender per message.
+    if (!this.#deliver(data) && this.readableLength >= READ_AHEAD_BYTES) this.#channel?.pause();
+  };
+
+  /** Copy stream bytes out of ring memory (valid only now) into the stream; push()'s answer. */
+  #deliver(data: Uint8Array): boolean {
     const b = Buffer.allocUnsafe(data.length);
     b.set(data);
     this.#bytesRead += data.length;
     nodeSide(this)._unrefTimer();
-    // Read ahead past the stream's highWaterMark (as a kernel socket buffer does): pausing the channel at every
-    // full buffer would cost a wake-up of the sender per message.
-    if (!this.push(b) && this.readableLength >= READ_AHEAD_BYTES) this.#channel?.pause();
-  };
+    return this.push(b);
+  }
 
   /** The peer's FIN: end the readable side (read(0) too, as node:net does, so 'end' comes with no reader). */
   #onFin(): void {
@@ -241,11 +246,8 @@ export class Socket extends NodeSocket {
     if (ch === null) return;
     let want = true;
     const take = (buf: Uint8Array, off: number, len: number): void => {
-      if (len === 0) { this.#onFin(); return; }
-      const b = Buffer.allocUnsafe(len);
-      b.set(buf.subarray(off, off + len));
-      this.#bytesRead += len;
-      if (!this.push(b)) want = false;
+      if (len === 0) this.#onFin();
+      else if (!this.#deliver(buf.subarray(off, off + len))) want = false;
     };
     while (want && !this.#finReceived && !this.destroyed) {
       if (ch.poll(take, 64) === 0) break;
