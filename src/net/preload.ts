@@ -22,7 +22,7 @@ import { config, trace } from './config';
 import { connect } from './connect';
 import { hookServer, refServer, unpublish } from './endpoint';
 import { bypassTarget } from './open';
-import { Socket } from './socket';
+import { normalizeConnectArgs, Socket } from './socket';
 import { installTlsFix } from './tls-fix';
 
 const kInstalled = Symbol.for('kbypass.preload');
@@ -90,8 +90,7 @@ function install(): void {
 
 /** tls.connect's argument forms: (options[, cb]) and (port[, host][, options][, cb]). */
 function tlsArgs(args: unknown[]): [Record<string, unknown>, ((...a: unknown[]) => void) | undefined] {
-  const normalize = (net as unknown as { _normalizeArgs: (a: unknown[]) => [Record<string, unknown>, unknown?] })._normalizeArgs;
-  const n = normalize(args);
+  const n = normalizeConnectArgs(args);
   const options = { ...n[0] };
   if (args[1] !== null && typeof args[1] === 'object') Object.assign(options, args[1]);
   else if (args[2] !== null && typeof args[2] === 'object') Object.assign(options, args[2]);

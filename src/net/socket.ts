@@ -27,6 +27,18 @@ type Mode = 'idle' | 'deciding' | 'bypass' | 'tcp';
 
 
 const EMPTY = Buffer.alloc(0);
+
+const nodeNormalizeArgs = (net as unknown as { _normalizeArgs(a: unknown[]): [Record<string, unknown>, unknown] })._normalizeArgs;
+
+/** One stream chunk as channel messages of at most the peer's maxMessageSize. */
+function sendChunk(ch: Channel, b: Buffer): boolean {
+  const max = ch.maxMessageSize;
+  if (b.length === 0) return true; // an empty message is FIN: an empty write sends nothing, as over TCP
+  if (b.length <= max) return ch.send(b);
+  let ok = true;
+  for (let off = 0; off < b.length; off += max) ok = ch.send(b, off, Math.min(max, b.length - off)) && ok;
+  return ok;
+}
 /** Stream bytes a bypassed socket takes from its channel beyond what the program has read, before it pauses it. */
 const READ_AHEAD_BYTES = 256 * 1024;
 
@@ -225,8 +237,8 @@ export class Socket extends NodeSocket {
     if (this.destroyed) { cb?.(epipe()); return; }
     if (err === undefined || err.code === 'ERR_KBYPASS_PEER_GONE') {
       // The peer closed its side, or its process went away: as the kernel does when a process exits, that is
-      // FIN for the reader; unsent data or a later write is an error.
-      if (cb !== null || (err !== undefined && (ch?.pendingBytes ?? 0) > 0)) {
+      // FIN for the reader; a write still waiting, or a later one, is an error.
+      if (cb !== null) { // a write was waiting for room: it never reached the peer
         cb?.(econnreset(err));
         this.destroy(econnreset(err));
         return;
@@ -258,26 +270,26 @@ export class Socket extends NodeSocket {
     }
   }
 
-  #send(chunks: ReadonlyArray<Buffer>, cb: (e?: Error | null) => void): void {
+  /** Send one chunk (_write: no array per write) or several as one batch (_writev). */
+  #send(chunks: Buffer | ReadonlyArray<Buffer>, cb: (e?: Error | null) => void): void {
     const ch = this.#channel;
     if (ch === null || ch.state !== 'open') { cb(epipe()); return; }
-    const max = ch.maxMessageSize;
+    const batch = !Buffer.isBuffer(chunks);
     let ok = true;
     let n = 0;
     try {
-      if (chunks.length > 1) ch.cork();
-      for (const b of chunks) {
-        for (let off = 0; off < b.length; off += max) {
-          const len = Math.min(max, b.length - off);
-          ok = ch.send(b, off, len) && ok;
-          n += len;
-        }
+      if (batch) {
+        ch.cork();
+        for (const b of chunks) { ok = sendChunk(ch, b) && ok; n += b.length; }
+      } else {
+        ok = sendChunk(ch, chunks);
+        n = chunks.length;
       }
     } catch (e) {
       cb(e instanceof KbypassError && e.code === 'ERR_KBYPASS_CHANNEL_CLOSED' ? epipe() : e as Error);
       return;
     } finally {
-      if (chunks.length > 1 && ch.state === 'open') ch.uncork();
+      if (batch && ch.state === 'open') ch.uncork();
     }
     this.#bytesWritten += n;
     nodeSide(this)._unrefTimer();
@@ -298,7 +310,7 @@ export class Socket extends NodeSocket {
 
   override _write(chunk: Buffer | string, encoding: BufferEncoding, cb: (error?: Error | null) => void): void {
     switch (Socket.#modeOf(this)) {
-      case 'bypass': this.#send([typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk], cb); return;
+      case 'bypass': this.#send(typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk, cb); return;
       case 'deciding': this.#deferred.push(() => this._write(chunk, encoding, cb)); this.#deferredCbs.push(cb); return;
       default: super._write(chunk, encoding, cb);
     }
@@ -453,19 +465,13 @@ Object.defineProperties(Socket.prototype, {
   },
 });
 
-/** node:net's normalizeArgs for connect: (options[, cb]), (port[, host][, cb]), (path[, cb]). */
+/** node:net's own argument normalisation for connect: (options[, cb]), (port[, host][, cb]), (path[, cb]). */
 export function normalizeConnectArgs(args: unknown[]): [Record<string, unknown>, unknown] {
-  if (args.length === 0) return [{}, undefined];
+  // Node's internal array form (net.connect hands socket.connect its normalized [options, cb]).
   const a0 = args[0];
-  // net.connect([options, cb]) as an array (node's internal form)
-  if (Array.isArray(a0) && args.length === 1 && a0.length === 2 && typeof a0[0] === 'object') return [a0[0] as Record<string, unknown>, a0[1]];
-  let options: Record<string, unknown>;
-  if (a0 !== null && typeof a0 === 'object') options = a0 as Record<string, unknown>;
-  else if (typeof a0 === 'string' && !(Number(a0) >= 0)) options = { path: a0 };
-  else {
-    options = { port: a0 };
-    if (args.length > 1 && typeof args[1] === 'string') options['host'] = args[1];
+  if (args.length === 1 && Array.isArray(a0) && a0.length === 2 && a0[0] !== null && typeof a0[0] === 'object') {
+    return [a0[0] as Record<string, unknown>, a0[1] ?? undefined];
   }
-  const cb = args[args.length - 1];
-  return [options, typeof cb === 'function' ? cb : undefined];
+  const [options, cb] = nodeNormalizeArgs(args);
+  return [options, cb ?? undefined];
 }

@@ -56,6 +56,25 @@ forEachImpl('socket I/O', (_impl, test) => {
       'each callback once, in order, without an error');
   });
 
+  test('an empty write sends nothing and does not end the stream; its callback runs', async (s) => {
+    const { client, peer } = await s.pair();
+    const atPeer = new Collector(peer);
+    let called = 0;
+    client.write(Buffer.alloc(0), () => { called++; });
+    client.write('', () => { called++; });
+    client.cork();
+    client.write('ab');
+    client.write(Buffer.alloc(0));
+    client.write('cd');
+    client.uncork();
+    assert.deepEqual(await atPeer.bytes(4), Buffer.from('abcd'));
+    await sleep(20);
+    assert.equal(peer.readableEnded, false, 'no end from empty writes');
+    assert.equal(called, 2);
+    client.end('e');
+    assert.deepEqual(await atPeer.end(), Buffer.from('abcde'));
+  });
+
   test('write() and end() while still connecting: buffered, then delivered once connected', async (s) => {
     const server = s.server();
     const port = await s.listen(server);
