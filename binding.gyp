@@ -1,6 +1,7 @@
 # Native build (node-gyp; `npm install` runs `node-gyp rebuild`).
 #   kbypass        -> build/Release/kbypass.node   the Node-API addon (native/*.c)
 #   kbypass-floor  -> build/Release/kbypass-floor  the C benchmark floor (native/floor/floor.c)
+#   kbypass-xdp-floor -> build/Release/kbypass-xdp-floor  the C AF_XDP floor (native/floor/xdp-floor.c + native/xsk.c)
 {
   "target_defaults": {
     "defines": ["_GNU_SOURCE"],
@@ -25,13 +26,22 @@
         "native/region.c",
         "native/doorbell.c",
         "native/unixsock.c",
-        "native/watcher.c"
+        "native/watcher.c",
+        "native/xsk.c",
+        "native/xdp.c",
+        "native/packet.c"
       ]
     },
     {
       "target_name": "kbypass-floor",
       "type": "executable",
       "sources": ["native/floor/floor.c"]
+    },
+    {
+      "target_name": "kbypass-xdp-floor",
+      "type": "executable",
+      "defines": ["_GNU_SOURCE"],
+      "sources": ["native/floor/xdp-floor.c", "native/xsk.c"]
     }
   ]
 }

@@ -111,3 +111,19 @@ napi_value kb_undefined(napi_env env) {
   if (napi_get_undefined(env, &r) != napi_ok) return kb_throw_napi(env, "napi_get_undefined");
   return r;
 }
+
+bool kb_args_fd_f64(napi_env env, napi_callback_info info, size_t min, int32_t *fd, double **out) {
+  napi_value argv[2];
+  void *data = NULL;
+  size_t n = 0;
+  if (!kb_args(env, info, 2, argv) || !kb_arg_int32(env, argv[0], "fd", fd) ||
+      !kb_arg_typed(env, argv[1], "out", napi_float64_array, "a Float64Array", &data, &n)) {
+    return false;
+  }
+  if (n < min || data == NULL) {
+    kb_throw_range(env, "out is too short");
+    return false;
+  }
+  *out = data;
+  return true;
+}

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KB_MAX_ARGS 4
+#define KB_MAX_ARGS 8
 
 /* Fetch up to KB_MAX_ARGS arguments; missing ones are `undefined`. Returns false (exception pending) on failure. */
 bool kb_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv);
@@ -27,6 +27,8 @@ bool kb_arg_string(napi_env env, napi_value v, const char *name, char **out, siz
 /* A typed array of exactly the given type; *data may be NULL when *length is 0 (e.g. detached). */
 bool kb_arg_typed(napi_env env, napi_value v, const char *name, napi_typedarray_type type, const char *expected,
                   void **data, size_t *length);
+/* The common (fd, out: Float64Array of at least `min` numbers) pair of the statistics/offsets calls. */
+bool kb_args_fd_f64(napi_env env, napi_callback_info info, size_t min, int32_t *fd, double **out);
 bool kb_arg_function(napi_env env, napi_value v, const char *name);
 
 /* Small result builders (NULL with an exception pending on failure). */

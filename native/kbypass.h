@@ -17,6 +17,33 @@ napi_value kb_dup(napi_env env, napi_callback_info info);
 napi_value kb_memlock_limit(napi_env env, napi_callback_info info);
 napi_value kb_malloc_tune(napi_env env, napi_callback_info info);
 
+napi_value kb_mmap_socket(napi_env env, napi_callback_info info);
+napi_value kb_mmap_anon(napi_env env, napi_callback_info info);
+
+/* xdp.c */
+napi_value kb_xsk_socket_napi(napi_env env, napi_callback_info info);
+napi_value kb_xsk_umem_reg_napi(napi_env env, napi_callback_info info);
+napi_value kb_xsk_ring_set_napi(napi_env env, napi_callback_info info);
+napi_value kb_xsk_offsets_napi(napi_env env, napi_callback_info info);
+napi_value kb_xsk_bind_napi(napi_env env, napi_callback_info info);
+napi_value kb_xsk_stats_napi(napi_env env, napi_callback_info info);
+napi_value kb_xsk_options_napi(napi_env env, napi_callback_info info);
+napi_value kb_bpf_xskmap_create_napi(napi_env env, napi_callback_info info);
+napi_value kb_xdp_prog_load_napi(napi_env env, napi_callback_info info);
+napi_value kb_bpf_map_update_napi(napi_env env, napi_callback_info info);
+napi_value kb_bpf_map_delete_napi(napi_env env, napi_callback_info info);
+napi_value kb_xdp_link_create_napi(napi_env env, napi_callback_info info);
+napi_value kb_send_kick(napi_env env, napi_callback_info info);
+napi_value kb_recv_kick(napi_env env, napi_callback_info info);
+napi_value kb_if_index(napi_env env, napi_callback_info info);
+
+/* packet.c */
+napi_value kb_packet_socket(napi_env env, napi_callback_info info);
+napi_value kb_packet_set_int(napi_env env, napi_callback_info info);
+napi_value kb_packet_ring(napi_env env, napi_callback_info info);
+napi_value kb_packet_bind(napi_env env, napi_callback_info info);
+napi_value kb_packet_stats(napi_env env, napi_callback_info info);
+
 /* doorbell.c */
 napi_value kb_eventfd(napi_env env, napi_callback_info info);
 napi_value kb_eventfd_signal(napi_env env, napi_callback_info info);

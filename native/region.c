@@ -24,6 +24,7 @@
 #define KB_MEMFD_HUGETLB 1 /* binding.ts MEMFD_HUGETLB */
 #define KB_MAP_LOCK 1      /* binding.ts MAP_LOCK */
 #define KB_MAP_POPULATE 2  /* binding.ts MAP_POPULATE */
+#define KB_ANON_HUGETLB 4  /* binding.ts ANON_HUGETLB */
 
 napi_value kb_memfd_create(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -98,6 +99,9 @@ static void mapping_finalize(napi_env env, void *data, void *hint) {
   free(m);
 }
 
+static napi_value wrap_mapping(napi_env env, struct mapping *m);
+static napi_value map_and_wrap(napi_env env, size_t size, int mflags, int fd, off_t offset, bool lock);
+
 napi_value kb_mmap_shared(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t fd, flags;
@@ -114,25 +118,15 @@ napi_value kb_mmap_shared(napi_env env, napi_callback_info info) {
   if (fstat(fd, &st) != 0) return kb_throw_errno(env, errno, "fstat");
   if (S_ISREG(st.st_mode) && size > (int64_t)st.st_size) return kb_throw_errno(env, EINVAL, "mmap");
 
-  struct mapping *m = malloc(sizeof *m);
-  if (m == NULL) return kb_throw_errno(env, ENOMEM, "malloc");
   int mflags = MAP_SHARED | ((flags & KB_MAP_POPULATE) ? MAP_POPULATE : 0);
-  void *addr = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, mflags, fd, 0);
-  if (addr == MAP_FAILED) {
-    int err = errno;
-    free(m);
-    return kb_throw_errno(env, err, "mmap");
-  }
-  if ((flags & KB_MAP_LOCK) && mlock(addr, (size_t)size) != 0) {
-    int err = errno; /* ENOMEM: over RLIMIT_MEMLOCK; EPERM: limit 0 and no CAP_IPC_LOCK; EAGAIN */
-    munmap(addr, (size_t)size);
-    free(m);
-    return kb_throw_errno(env, err, "mlock");
-  }
-  m->addr = addr;
-  m->size = (size_t)size;
-  m->accounted = 0;
+  /* mlock: ENOMEM over RLIMIT_MEMLOCK; EPERM when the limit is 0 and there is no CAP_IPC_LOCK; EAGAIN */
+  return map_and_wrap(env, (size_t)size, mflags, fd, 0, (flags & KB_MAP_LOCK) != 0);
+}
 
+/* Hand a mapping to JS as an external ArrayBuffer whose finalizer owns `m` (and munmaps it). */
+static napi_value wrap_mapping(napi_env env, struct mapping *m) {
+  void *addr = m->addr;
+  int64_t size = (int64_t)m->size;
   /* Node 20 builds external ArrayBuffers as external Buffers, which are capped at buffer.constants.MAX_LENGTH
    * (4 GiB); over the cap Node throws ERR_BUFFER_TOO_LARGE *and* runs the finalizer itself (verified on 20.20).
    * So from here on the finalizer owns the mapping whatever the outcome: on failure we only report. */
@@ -142,6 +136,57 @@ napi_value kb_mmap_shared(napi_env env, napi_callback_info info) {
   int64_t ignored;
   if (napi_adjust_external_memory(env, size, &ignored) == napi_ok) m->accounted = 1; /* m lives while ab does */
   return ab;
+}
+
+/* mmap (+ mlock) and hand the mapping to JS. */
+static napi_value map_and_wrap(napi_env env, size_t size, int mflags, int fd, off_t offset, bool lock) {
+  struct mapping *m = malloc(sizeof *m);
+  if (m == NULL) return kb_throw_errno(env, ENOMEM, "malloc");
+  void *addr = mmap(NULL, size, PROT_READ | PROT_WRITE, mflags, fd, offset);
+  if (addr == MAP_FAILED) {
+    int err = errno;
+    free(m);
+    return kb_throw_errno(env, err, "mmap");
+  }
+  if (lock && mlock(addr, size) != 0) {
+    int err = errno;
+    munmap(addr, size);
+    free(m);
+    return kb_throw_errno(env, err, "mlock");
+  }
+  m->addr = addr;
+  m->size = size;
+  m->accounted = 0;
+  return wrap_mapping(env, m);
+}
+
+/* mmapSocket(fd, size, offset): a ring a socket exports (AF_XDP rings, AF_PACKET rings), MAP_SHARED|MAP_POPULATE
+ * at the given page offset. The mapping keeps the kernel's ring pages alive after the socket is closed. */
+napi_value kb_mmap_socket(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd;
+  int64_t size, offset;
+  if (!kb_args(env, info, 3, argv) || !kb_arg_int32(env, argv[0], "fd", &fd) ||
+      !kb_arg_int64(env, argv[1], "size", &size) || !kb_arg_int64(env, argv[2], "offset", &offset)) {
+    return NULL;
+  }
+  if (size <= 0 || (uint64_t)size > SIZE_MAX || offset < 0) return kb_throw_errno(env, EINVAL, "mmap");
+  return map_and_wrap(env, (size_t)size, MAP_SHARED | MAP_POPULATE, fd, (off_t)offset, false);
+}
+
+/* mmapAnon(size, flags): private anonymous memory (an AF_XDP UMEM), page-aligned, pre-faulted; MAP_LOCK pins it,
+ * MEMFD_HUGETLB (reused as a flag here) asks for 2 MiB pages. Unmapped only by the ArrayBuffer's finalizer. */
+napi_value kb_mmap_anon(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t size;
+  int32_t flags;
+  if (!kb_args(env, info, 2, argv) || !kb_arg_int64(env, argv[0], "size", &size) ||
+      !kb_arg_int32(env, argv[1], "flags", &flags)) {
+    return NULL;
+  }
+  if (size <= 0 || (uint64_t)size > SIZE_MAX) return kb_throw_errno(env, EINVAL, "mmap");
+  int mflags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | ((flags & KB_ANON_HUGETLB) ? MAP_HUGETLB : 0);
+  return map_and_wrap(env, (size_t)size, mflags, -1, 0, (flags & KB_MAP_LOCK) != 0);
 }
 
 napi_value kb_close(napi_env env, napi_callback_info info) {

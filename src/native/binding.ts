@@ -22,6 +22,20 @@ export const MEMFD_HUGETLB = 1;
 export const MAP_LOCK = 1;
 export const MAP_POPULATE = 2;
 
+/** Flags for {@link NativeBinding.mmapAnon} (MAP_LOCK above pins it too). */
+export const ANON_HUGETLB = 4;
+
+/** Ring ids for the AF_XDP calls (native/xsk.h enum kb_xsk_ring). */
+export const XSK_RING_RX = 0;
+export const XSK_RING_TX = 1;
+export const XSK_RING_FILL = 2;
+export const XSK_RING_COMP = 3;
+
+/** Programs {@link NativeBinding.xdpProgLoad} builds (native/xsk.h enum kb_xdp_prog). */
+export const XDP_PROG_REDIRECT = 0;
+export const XDP_PROG_DROP = 1;
+export const XDP_PROG_PASS = 2;
+
 /** Events for {@link NativeBinding.watch} (same values as libuv's UV_READABLE / UV_WRITABLE / UV_DISCONNECT). */
 export const WATCH_READABLE = 1;
 export const WATCH_WRITABLE = 2;
@@ -50,6 +64,58 @@ export interface NativeBinding {
   mallocTune(trimBytes: number, mmapBytes: number): boolean;
   /** getrlimit(RLIMIT_MEMLOCK): [soft, hard] in bytes; -1 means unlimited. */
   memlockLimit(): [number, number];
+
+  /** mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_POPULATE, fd, offset) of a socket's ring (AF_XDP,
+   *  AF_PACKET): an external ArrayBuffer, munmapped by its finalizer only (the ring's pages outlive the socket). */
+  mmapSocket(fd: number, size: number, offset: number): ArrayBuffer;
+  /** Private anonymous memory, pre-faulted (MAP_POPULATE) [+ mlock when MAP_LOCK, 2 MiB pages when ANON_HUGETLB]:
+   *  an AF_XDP UMEM. An external ArrayBuffer, munmapped by its finalizer only. */
+  mmapAnon(size: number, flags: number): ArrayBuffer;
+
+  /** socket(AF_XDP, SOCK_RAW|SOCK_CLOEXEC, 0). Returns fd. */
+  xskSocket(): number;
+  /** setsockopt(XDP_UMEM_REG) over the whole ArrayBuffer (page-aligned memory from mmapAnon). */
+  xskUmemReg(fd: number, umem: ArrayBuffer, chunkSize: number, headroom: number): void;
+  /** setsockopt of one ring's size (XSK_RING_*; entries a power of two). */
+  xskRingSet(fd: number, ring: number, entries: number): void;
+  /** getsockopt(XDP_MMAP_OFFSETS) into out[16]: producer, consumer, desc, flags for RX, TX, FILL, COMPLETION. */
+  xskOffsets(fd: number, out: Float64Array): void;
+  /** bind(sockaddr_xdp{ifindex, queue, flags, sharedFd}); sharedFd < 0 for none. */
+  xskBind(fd: number, ifindex: number, queue: number, flags: number, sharedFd: number): void;
+  /** getsockopt(XDP_STATISTICS) into out[6] (rx_dropped, rx_invalid_descs, tx_invalid_descs, rx_ring_full,
+   *  rx_fill_ring_empty_descs, tx_ring_empty_descs). Returns how many the kernel gave. */
+  xskStats(fd: number, out: Float64Array): number;
+  /** getsockopt(XDP_OPTIONS).flags (XDP_OPTIONS_ZEROCOPY = 1 when zero-copy is in effect). */
+  xskOptions(fd: number): number;
+  /** bpf(BPF_MAP_CREATE) of an XSKMAP (u32 → socket). Returns fd. */
+  bpfXskmapCreate(maxEntries: number): number;
+  /** bpf(BPF_PROG_LOAD) of one of the hand-assembled XDP programs (XDP_PROG_*). Returns fd. */
+  xdpProgLoad(kind: number, mapFd: number): number;
+  /** bpf(BPF_MAP_UPDATE_ELEM) map[key] = value (u32s; for an XSKMAP the value is a socket fd). */
+  bpfMapUpdate(mapFd: number, key: number, value: number): void;
+  /** bpf(BPF_MAP_DELETE_ELEM) map[key]. */
+  bpfMapDelete(mapFd: number, key: number): void;
+  /** bpf(BPF_LINK_CREATE, BPF_XDP) with XDP_FLAGS_SKB_MODE (2) or XDP_FLAGS_DRV_MODE (4). Returns the link fd:
+   *  the program stays attached while it is open. */
+  xdpLinkCreate(progFd: number, ifindex: number, flags: number): number;
+  /** sendto(fd, NULL, 0, MSG_DONTWAIT): start transmission of a TX ring. Returns ≥ 0, or a negative errno
+   *  (never throws: data path). Called once per batch. */
+  sendKick(fd: number): number;
+  /** recvfrom(fd, NULL, 0, MSG_DONTWAIT): wake an AF_XDP receive side. Returns ≥ 0 or a negative errno. */
+  recvKick(fd: number): number;
+  /** if_nametoindex(name); ENODEV when there is no such interface in this network namespace. */
+  ifIndex(name: string): number;
+
+  /** socket(AF_PACKET, SOCK_RAW|SOCK_NONBLOCK|SOCK_CLOEXEC, htons(protocol)). Returns fd. */
+  packetSocket(protocol: number): number;
+  /** setsockopt(SOL_PACKET, option, int value). */
+  packetSetInt(fd: number, option: number, value: number): void;
+  /** setsockopt(SOL_PACKET, PACKET_RX_RING|PACKET_TX_RING, tpacket_req3 from req[7]). */
+  packetRing(fd: number, option: number, req: Int32Array): void;
+  /** bind(sockaddr_ll{ifindex, htons(protocol)}). */
+  packetBind(fd: number, ifindex: number, protocol: number): void;
+  /** getsockopt(PACKET_STATISTICS) into out[3]: tp_packets, tp_drops, tp_freeze_q_cnt since the last call. */
+  packetStats(fd: number, out: Float64Array): void;
 
   /** eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC). Returns fd. */
   eventfd(): number;

@@ -1,0 +1,161 @@
+/**
+ * What every port has, whatever the rings under it: the data-path signatures, statistics, and the event-loop
+ * integration (the socket's fd watched by libuv while idle, or a busy-poll loop), plus orderly close.
+ *
+ * Data path (never throws on its own, returns counts):
+ *   port.receive(handler, maxBatch)   handler(bytes, offset, length) for up to maxBatch frames; returns how many
+ *   port.transmit(fill, maxBatch)     fill(bytes, offset, capacity) → frame length (0: stop); returns how many
+ * Within a handler, `port.hold()` keeps the current frame (its bytes stay valid) until `port.release(token)`.
+ */
+import { EventEmitter } from 'node:events';
+import { KbypassError, invalidArgType, outOfRange } from '../errors';
+import { WATCH_READABLE, native, type WatchHandle } from '../native/binding';
+
+/** Called for each received frame: its bytes are `bytes[offset, offset + length)`, valid during the call only
+ *  (unless held with `port.hold()`). */
+export type FrameHandler = (bytes: Uint8Array, offset: number, length: number) => void;
+/** Called for each frame to send: write it at `bytes[offset, offset + capacity)` and return its length; 0 stops
+ *  the batch (the slot is not used). */
+export type FrameFiller = (bytes: Uint8Array, offset: number, capacity: number) => number;
+
+/** Counters of one port. Library counters count what passed through this port; kernel counters are the
+ *  socket's own (XDP_STATISTICS, PACKET_STATISTICS), accumulated since the port opened. */
+export interface PortStats {
+  /** Frames handed to a receive handler, and their bytes. */
+  rxPackets: number;
+  rxBytes: number;
+  /** Frames given to the kernel to send, those it has reported sent (completed), and their bytes. */
+  txSubmitted: number;
+  txCompleted: number;
+  txBytes: number;
+  /** Frames held by the application right now. */
+  held: number;
+  /** Frames the kernel dropped on the way to this port, by reason (names as the kernel's counters). */
+  drops: Record<string, number>;
+  /** Every kernel counter of the socket, by name. */
+  kernel: Record<string, number>;
+}
+
+/** Options of {@link PortBase.start}. */
+export interface StartOptions {
+  /** Frames per receive() call. Default 64. */
+  readonly maxBatch?: number;
+  /** Poll on every event-loop turn instead of sleeping on the fd (lower latency, one core at 100%). Default false. */
+  readonly busyPoll?: boolean;
+}
+
+export abstract class PortBase extends EventEmitter {
+  /** The socket's fd (-1 once closed). */
+  abstract get fd(): number;
+  abstract receive(handler: FrameHandler, maxBatch?: number): number;
+  abstract transmit(fill: FrameFiller, maxBatch?: number): number;
+  /** During a receive handler: out[0..2] = seconds, nanoseconds (the kernel's timestamp where the rings carry
+   *  one, else the time the batch was read) and the frame's length on the wire. */
+  abstract frameMeta(out: Float64Array): void;
+  abstract hold(): number;
+  abstract release(token: number): void;
+  abstract stats(): PortStats;
+  /** Release the kernel side (program, socket). Called once by close(). */
+  protected abstract closeKernel(): void;
+
+  #watch: WatchHandle | null = null;
+  #handler: FrameHandler | null = null;
+  #batch = 64;
+  #busy = false;
+  #spin: NodeJS.Immediate | null = null;
+  #closed = false;
+  #ref = true;
+
+  get closed(): boolean { return this.#closed; }
+
+  protected checkOpen(): void {
+    if (this.#closed) throw new KbypassError('ERR_KBYPASS_PORT_CLOSED', 'the port is closed');
+  }
+
+  /** Deliver frames to `handler` from the event loop: it sleeps on the socket's fd while nothing arrives. */
+  start(handler: FrameHandler, options: StartOptions = {}): this {
+    this.checkOpen();
+    if (typeof handler !== 'function') throw invalidArgType('handler', 'of type function', handler);
+    const maxBatch = options.maxBatch ?? 64;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 65536) throw outOfRange('options.maxBatch', '>= 1 and <= 65536', maxBatch);
+    this.stop();
+    this.#handler = handler;
+    this.#batch = maxBatch;
+    this.#busy = options.busyPoll === true;
+    if (this.#busy) {
+      this.#spin = setImmediate(this.#spinTurn);
+      if (!this.#ref) this.#spin.unref();
+    } else {
+      this.#watch = native().watch(this.fd, WATCH_READABLE, this.#onReadable);
+      if (!this.#ref) native().watchRef(this.#watch, false);
+    }
+    return this;
+  }
+
+  /** Stop delivering (frames wait in the ring). */
+  stop(): this {
+    if (this.#watch !== null) { native().watchStop(this.#watch); this.#watch = null; }
+    if (this.#spin !== null) { clearImmediate(this.#spin); this.#spin = null; }
+    this.#handler = null;
+    return this;
+  }
+
+  ref(): this {
+    this.#ref = true;
+    if (this.#watch !== null) native().watchRef(this.#watch, true);
+    this.#spin?.ref();
+    return this;
+  }
+
+  unref(): this {
+    this.#ref = false;
+    if (this.#watch !== null) native().watchRef(this.#watch, false);
+    this.#spin?.unref();
+    return this;
+  }
+
+  #drain(): void {
+    const h = this.#handler;
+    if (h === null) return;
+    // Bounded per turn so that a flood cannot starve the event loop; the level-triggered watch fires again.
+    for (let i = 0; i < 64 && this.#handler === h; i++) {
+      let n: number;
+      try {
+        n = this.receive(h, this.#batch);
+      } catch (e) {
+        this.stop();
+        this.emit('error', e);
+        return;
+      }
+      if (n < this.#batch) break;
+    }
+  }
+
+  readonly #onReadable = (status: number): void => {
+    if (status < 0) {
+      this.stop();
+      this.emit('error', new KbypassError('ERR_KBYPASS_PORT_POLL', `polling the port's socket failed (errno ${-status})`));
+      return;
+    }
+    this.#drain();
+  };
+
+  readonly #spinTurn = (): void => {
+    this.#spin = null;
+    if (this.#handler === null || this.#closed) return;
+    this.#drain();
+    if (this.#handler !== null && this.#busy && !this.#closed) {
+      this.#spin = setImmediate(this.#spinTurn);
+      if (!this.#ref) this.#spin.unref();
+    }
+  };
+
+  /** Stop, detach and close. Views handed out earlier stay readable (stale bytes). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.stop();
+    this.#closed = true;
+    this.closeKernel();
+    process.nextTick(() => this.emit('close'));
+  }
+}
