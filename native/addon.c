@@ -20,6 +20,7 @@ NAPI_MODULE_INIT() {
     FN("mallocTune", kb_malloc_tune),
     FN("mmapSocket", kb_mmap_socket),
     FN("mmapAnon", kb_mmap_anon),
+    FN("unmapNow", kb_unmap_now),
     FN("xskSocket", kb_xsk_socket_napi),
     FN("xskUmemReg", kb_xsk_umem_reg_napi),
     FN("xskRingSet", kb_xsk_ring_set_napi),

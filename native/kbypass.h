@@ -19,6 +19,7 @@ napi_value kb_malloc_tune(napi_env env, napi_callback_info info);
 
 napi_value kb_mmap_socket(napi_env env, napi_callback_info info);
 napi_value kb_mmap_anon(napi_env env, napi_callback_info info);
+napi_value kb_unmap_now(napi_env env, napi_callback_info info);
 
 /* xdp.c */
 napi_value kb_xsk_socket_napi(napi_env env, napi_callback_info info);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -86,14 +87,34 @@ struct mapping {
   void *addr;
   size_t size;
   int accounted; /* size was added with napi_adjust_external_memory */
+  int unmapped;  /* unmapNow() already unmapped it (and detached its ArrayBuffer) */
+  struct mapping *prev, *next;
 };
+
+/* Every live mapping, so unmapNow() can find the one behind an ArrayBuffer. Worker threads share it. */
+static struct mapping *mappings = NULL;
+static pthread_mutex_t mappings_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void mapping_link(struct mapping *m) {
+  pthread_mutex_lock(&mappings_lock);
+  m->prev = NULL;
+  m->next = mappings;
+  if (mappings != NULL) mappings->prev = m;
+  mappings = m;
+  pthread_mutex_unlock(&mappings_lock);
+}
 
 /* Runs on the JS thread when the ArrayBuffer is collected (or at environment teardown). */
 static void mapping_finalize(napi_env env, void *data, void *hint) {
   struct mapping *m = hint;
   (void)data;
   if (m == NULL) return;
-  munmap(m->addr, m->size);
+  pthread_mutex_lock(&mappings_lock);
+  if (m->prev != NULL) m->prev->next = m->next;
+  else if (mappings == m) mappings = m->next;
+  if (m->next != NULL) m->next->prev = m->prev;
+  pthread_mutex_unlock(&mappings_lock);
+  if (!m->unmapped) munmap(m->addr, m->size);
   int64_t ignored;
   if (m->accounted) napi_adjust_external_memory(env, -(int64_t)m->size, &ignored);
   free(m);
@@ -126,6 +147,8 @@ napi_value kb_mmap_shared(napi_env env, napi_callback_info info) {
 /* Hand a mapping to JS as an external ArrayBuffer whose finalizer owns `m` (and munmaps it). */
 static napi_value wrap_mapping(napi_env env, struct mapping *m) {
   void *addr = m->addr;
+  m->unmapped = 0;
+  mapping_link(m);
   int64_t size = (int64_t)m->size;
   /* Node 20 builds external ArrayBuffers as external Buffers, which are capped at buffer.constants.MAX_LENGTH
    * (4 GiB); over the cap Node throws ERR_BUFFER_TOO_LARGE *and* runs the finalizer itself (verified on 20.20).
@@ -187,6 +210,32 @@ napi_value kb_mmap_anon(napi_env env, napi_callback_info info) {
   if (size <= 0 || (uint64_t)size > SIZE_MAX) return kb_throw_errno(env, EINVAL, "mmap");
   int mflags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | ((flags & KB_ANON_HUGETLB) ? MAP_HUGETLB : 0);
   return map_and_wrap(env, (size_t)size, mflags, -1, 0, (flags & KB_MAP_LOCK) != 0);
+}
+
+/* unmapNow(ab): detach an ArrayBuffer made here (every view of it reads as empty from now on: no access can
+ * reach the memory) and munmap its memory at once; its finalizer then only frees the bookkeeping. For mappings
+ * that only kbypass's own code holds, whose munmap must not wait for garbage collection (an AF_XDP ring keeps
+ * its socket, and so its queue, bound while mapped). Returns false for an ArrayBuffer that is not one of ours
+ * or was unmapped already. */
+napi_value kb_unmap_now(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!kb_args(env, info, 1, argv)) return NULL;
+  bool is_ab = false;
+  void *data = NULL;
+  size_t len = 0;
+  if (napi_is_arraybuffer(env, argv[0], &is_ab) != napi_ok || !is_ab) return kb_throw_type(env, "buffer", "an ArrayBuffer");
+  KB_NAPI(env, napi_get_arraybuffer_info(env, argv[0], &data, &len));
+  struct mapping *found = NULL;
+  pthread_mutex_lock(&mappings_lock);
+  for (struct mapping *m = mappings; m != NULL; m = m->next) {
+    if (m->addr == data && m->size == len && !m->unmapped) { found = m; break; }
+  }
+  pthread_mutex_unlock(&mappings_lock);
+  if (found == NULL) return kb_bool(env, false);
+  KB_NAPI(env, napi_detach_arraybuffer(env, argv[0]));
+  found->unmapped = 1;
+  munmap(found->addr, found->size);
+  return kb_bool(env, true);
 }
 
 napi_value kb_close(napi_env env, napi_callback_info info) {

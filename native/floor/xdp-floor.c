@@ -399,7 +399,7 @@ static int cmd_rx(int argc, char **argv) {
           o.copy ? ", copying packets out" : "");
 
   const struct xdp_desc *rx_desc = rx.desc;
-  const uint32_t chunk_mask = ~(o.frame_size - 1);
+  const uint64_t chunk_mask = ~(uint64_t)(o.frame_size - 1);
   uint8_t *copy_buf = o.copy ? malloc(o.frame_size) : NULL;
   if (o.copy && copy_buf == NULL) die_err("malloc", errno);
   uint64_t packets = 0, bytes = 0, sink = 0;
@@ -428,12 +428,14 @@ static int cmd_rx(int argc, char **argv) {
       for (uint32_t i = 0; i < n; i++) {
         const struct xdp_desc *d = &rx_desc[(rx.cons + i) & rx.mask];
         const uint8_t *pkt = umem + d->addr;
-        if (o.copy) {
-          memcpy(copy_buf, pkt, d->len);
-          __asm__ volatile("" : : "r"(copy_buf) : "memory");
-          sink += copy_buf[d->len - 1];
-        } else {
-          sink += pkt[d->len - 1];
+        if (d->len != 0) {
+          if (o.copy) {
+            memcpy(copy_buf, pkt, d->len);
+            __asm__ volatile("" : : "r"(copy_buf) : "memory");
+            sink += copy_buf[d->len - 1];
+          } else {
+            sink += pkt[d->len - 1];
+          }
         }
         bytes += d->len;
         /* The fill ring can hold every frame: no space check needed. */

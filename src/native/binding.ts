@@ -72,6 +72,11 @@ export interface NativeBinding {
    *  an AF_XDP UMEM. An external ArrayBuffer, munmapped by its finalizer only. */
   mmapAnon(size: number, flags: number): ArrayBuffer;
 
+  /** Detach an ArrayBuffer made by mmapShared/mmapSocket/mmapAnon (its views read as empty from then on) and
+   *  munmap it now. Only for memory no user code can hold (an AF_XDP ring keeps its queue bound while mapped).
+   *  False when it is not ours or already unmapped. */
+  unmapNow(buffer: ArrayBuffer): boolean;
+
   /** socket(AF_XDP, SOCK_RAW|SOCK_CLOEXEC, 0). Returns fd. */
   xskSocket(): number;
   /** setsockopt(XDP_UMEM_REG) over the whole ArrayBuffer (page-aligned memory from mmapAnon). */

@@ -320,6 +320,9 @@ export class PacketPort extends PortBase {
 
   protected closeKernel(): void {
     try { this.#readKernel(); } catch { /* keep the last counters */ }
+    // The mapping, which user code may hold views of, keeps the socket alive until it is collected: stop it
+    // receiving now (protocol 0 delivers nothing), then close our descriptor.
+    try { native().packetBind(this.#fd, this.ifindex, 0); } catch { /* the interface may be gone */ }
     try { native().close(this.#fd); } catch { /* gone */ }
     this.#fd = -1;
   }

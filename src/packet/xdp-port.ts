@@ -416,6 +416,10 @@ export class XdpPort extends PortBase {
       XDP_STAT_NAMES.forEach((name, i) => { this.#kernel[name] = this.#statsBuf[i] ?? 0; });
     } catch { /* keep the last counters */ }
     this.#program?.release();
+    // The rings' mappings hold the socket open, and with it the queue: unmap them now (only this class ever
+    // touched them, and it checks `closed` first). The UMEM, which user code may hold views of, stays mapped
+    // until those are collected.
+    for (const ring of [this.#rx, this.#fill, this.#tx, this.#comp]) if (ring !== null) native().unmapNow(ring.buffer);
     closeQuietly(this.#fd);
     this.#fd = -1;
   }
