@@ -25,6 +25,7 @@ NAPI_MODULE_INIT() {
     FN("xskUmemReg", kb_xsk_umem_reg_napi),
     FN("xskRingSet", kb_xsk_ring_set_napi),
     FN("xskOffsets", kb_xsk_offsets_napi),
+    FN("xskTxBudget", kb_xsk_tx_budget_napi),
     FN("xskBind", kb_xsk_bind_napi),
     FN("xskStats", kb_xsk_stats_napi),
     FN("xskOptions", kb_xsk_options_napi),

@@ -26,6 +26,7 @@ napi_value kb_xsk_socket_napi(napi_env env, napi_callback_info info);
 napi_value kb_xsk_umem_reg_napi(napi_env env, napi_callback_info info);
 napi_value kb_xsk_ring_set_napi(napi_env env, napi_callback_info info);
 napi_value kb_xsk_offsets_napi(napi_env env, napi_callback_info info);
+napi_value kb_xsk_tx_budget_napi(napi_env env, napi_callback_info info);
 napi_value kb_xsk_bind_napi(napi_env env, napi_callback_info info);
 napi_value kb_xsk_stats_napi(napi_env env, napi_callback_info info);
 napi_value kb_xsk_options_napi(napi_env env, napi_callback_info info);

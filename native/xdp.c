@@ -58,6 +58,20 @@ napi_value kb_xsk_ring_set_napi(napi_env env, napi_callback_info info) {
   return rc < 0 ? throw_xsk(env, rc) : kb_undefined(env);
 }
 
+/* xskTxBudget(fd, budget) → true when set, false when the kernel has no such option (before 6.17) */
+napi_value kb_xsk_tx_budget_napi(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd, budget;
+  if (!kb_args(env, info, 2, argv) || !kb_arg_int32(env, argv[0], "fd", &fd) ||
+      !kb_arg_int32(env, argv[1], "budget", &budget)) {
+    return NULL;
+  }
+  if (budget <= 0) return kb_throw_errno(env, EINVAL, "setsockopt");
+  int rc = kb_xsk_tx_budget(fd, (uint32_t)budget);
+  if (rc == -ENOPROTOOPT) return kb_bool(env, false);
+  return rc < 0 ? throw_xsk(env, rc) : kb_bool(env, true);
+}
+
 /* xskOffsets(fd, out: Float64Array(16)): producer, consumer, desc, flags of RX, TX, FILL, COMPLETION. */
 napi_value kb_xsk_offsets_napi(napi_env env, napi_callback_info info) {
   int32_t fd;

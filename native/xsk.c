@@ -59,6 +59,15 @@ int kb_xsk_ring_set(int fd, int ring, uint32_t entries) {
   return setsockopt(fd, SOL_XDP, ring_opt[ring], &n, sizeof n) != 0 ? fail("setsockopt") : 0;
 }
 
+#ifndef XDP_MAX_TX_SKB_BUDGET
+#define XDP_MAX_TX_SKB_BUDGET 9
+#endif
+
+int kb_xsk_tx_budget(int fd, uint32_t budget) {
+  unsigned int b = budget;
+  return setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &b, sizeof b) != 0 ? fail("setsockopt") : 0;
+}
+
 int kb_xsk_offsets(int fd, struct xdp_mmap_offsets *off) {
   socklen_t len = sizeof *off;
   memset(off, 0, sizeof *off);
@@ -150,14 +159,14 @@ static struct bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off,
   return i;
 }
 
-int kb_xdp_prog_load(int kind, int map_fd, char *log, size_t log_size) {
+int kb_xdp_prog_load(int kind, int arg, char *log, size_t log_size) {
   struct bpf_insn prog[8];
   unsigned n = 0;
   if (kind == KB_XDP_PROG_REDIRECT) {
     /* r2 = *(u32 *)(r1 + offsetof(struct xdp_md, rx_queue_index)) */
     prog[n++] = insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_2, BPF_REG_1, 16, 0);
     /* r1 = map (ld_imm64 with BPF_PSEUDO_MAP_FD: two instructions) */
-    prog[n++] = insn(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, map_fd);
+    prog[n++] = insn(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, arg);
     prog[n++] = insn(0, 0, 0, 0, 0);
     /* r3 = XDP_PASS: the action when the queue has no socket in the map */
     prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_3, 0, 0, XDP_PASS);
@@ -165,6 +174,11 @@ int kb_xdp_prog_load(int kind, int map_fd, char *log, size_t log_size) {
     prog[n++] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
   } else if (kind == KB_XDP_PROG_DROP || kind == KB_XDP_PROG_PASS) {
     prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, kind == KB_XDP_PROG_DROP ? XDP_DROP : XDP_PASS);
+    prog[n++] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+  } else if (kind == KB_XDP_PROG_REDIRECT_IF) {
+    prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_1, 0, 0, arg); /* ifindex */
+    prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_2, 0, 0, 0);   /* flags */
+    prog[n++] = insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_redirect);
     prog[n++] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
   } else {
     errno = EINVAL;
@@ -177,7 +191,8 @@ int kb_xdp_prog_load(int kind, int map_fd, char *log, size_t log_size) {
   attr.insn_cnt = n;
   attr.license = (uint64_t)(uintptr_t)"GPL";
   attr.expected_attach_type = BPF_XDP;
-  strncpy(attr.prog_name, kind == KB_XDP_PROG_REDIRECT ? "kbypass_xsk" : kind == KB_XDP_PROG_DROP ? "kbypass_drop" : "kbypass_pass",
+  strncpy(attr.prog_name, kind == KB_XDP_PROG_REDIRECT ? "kbypass_xsk" : kind == KB_XDP_PROG_DROP ? "kbypass_drop"
+          : kind == KB_XDP_PROG_PASS ? "kbypass_pass" : "kbypass_gen",
           sizeof attr.prog_name - 1);
   if (log != NULL && log_size > 0) log[0] = '\0';
   int fd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
@@ -222,4 +237,16 @@ int kb_xdp_link_create(int prog_fd, uint32_t ifindex, uint32_t flags) {
   attr.link_create.flags = flags;
   int fd = (int)sys_bpf(BPF_LINK_CREATE, &attr);
   return fd < 0 ? fail("bpf") : fd;
+}
+
+int kb_xdp_run_live(int prog_fd, const void *frame, uint32_t len, uint32_t repeat, uint32_t batch) {
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.test.prog_fd = (uint32_t)prog_fd;
+  attr.test.data_in = (uint64_t)(uintptr_t)frame;
+  attr.test.data_size_in = len;
+  attr.test.repeat = repeat;
+  attr.test.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+  attr.test.batch_size = batch;
+  return sys_bpf(BPF_PROG_TEST_RUN, &attr) != 0 ? fail("bpf") : 0;
 }

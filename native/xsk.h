@@ -17,6 +17,7 @@ enum kb_xdp_prog {
   KB_XDP_PROG_REDIRECT = 0, /* bpf_redirect_map(xskmap, rx_queue_index, XDP_PASS): a queue with no socket passes */
   KB_XDP_PROG_DROP = 1,     /* XDP_DROP everything (a sink for benchmarks; gives veth its NAPI) */
   KB_XDP_PROG_PASS = 2,     /* XDP_PASS everything (gives veth its NAPI, changes nothing else) */
+  KB_XDP_PROG_REDIRECT_IF = 3, /* bpf_redirect(arg = ifindex, 0): the traffic generator's program (xdp-gen.c) */
 };
 
 /* The ring ids used by kb_xsk_ring_* and the ABI (binding.ts XSK_RING_*). */
@@ -30,6 +31,9 @@ int kb_xsk_socket(void);
 int kb_xsk_umem_reg(int fd, void *addr, uint64_t len, uint32_t chunk_size, uint32_t headroom);
 /* setsockopt XDP_{RX,TX}_RING / XDP_UMEM_{FILL,COMPLETION}_RING with `entries` (a power of two) */
 int kb_xsk_ring_set(int fd, int ring, uint32_t entries);
+/* setsockopt XDP_MAX_TX_SKB_BUDGET (Linux ≥ 6.17): frames one copy-mode sendto() may send, 32 to the TX ring's
+ * size (32 before). Returns 0, or -ENOPROTOOPT on an older kernel (nothing to do), or another negative errno. */
+int kb_xsk_tx_budget(int fd, uint32_t budget);
 /* getsockopt XDP_MMAP_OFFSETS */
 int kb_xsk_offsets(int fd, struct xdp_mmap_offsets *off);
 /* The mmap length and page offset of one ring with `entries` entries. */
@@ -44,9 +48,12 @@ int kb_xsk_options(int fd);
 
 /* bpf(BPF_MAP_CREATE, XSKMAP, key u32, value u32, max_entries) */
 int kb_bpf_xskmap_create(uint32_t max_entries);
-/* bpf(BPF_PROG_LOAD, XDP, one of enum kb_xdp_prog; map_fd for REDIRECT). On failure the verifier's log (if any)
- * is left in `log` (NUL-terminated). */
-int kb_xdp_prog_load(int kind, int map_fd, char *log, size_t log_size);
+/* bpf(BPF_PROG_LOAD, XDP, one of enum kb_xdp_prog; `arg` is the XSKMAP fd for REDIRECT, the ifindex for
+ * REDIRECT_IF). On failure the verifier's log (if any) is left in `log` (NUL-terminated). */
+int kb_xdp_prog_load(int kind, int arg, char *log, size_t log_size);
+/* bpf(BPF_PROG_TEST_RUN) with BPF_F_TEST_XDP_LIVE_FRAMES: runs the program `repeat` times on copies of `frame`,
+ * and what it redirects is really transmitted (xdp-trafficgen's method: no skb, no socket). */
+int kb_xdp_run_live(int prog_fd, const void *frame, uint32_t len, uint32_t repeat, uint32_t batch);
 /* bpf(BPF_MAP_UPDATE_ELEM, map[key] = value) and bpf(BPF_MAP_DELETE_ELEM) for u32 keys and values */
 int kb_bpf_map_update_u32(int map_fd, uint32_t key, uint32_t value);
 int kb_bpf_map_delete_u32(int map_fd, uint32_t key);

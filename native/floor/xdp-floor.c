@@ -16,13 +16,15 @@
  *
  *   kbypass-xdp-floor tx --if IFNAME [--queue 0] [--mode skb|native] [--seconds 5] [--count N] --src-mac M
  *                        --dst-mac M --src-ip A --dst-ip A [--src-port 9000] [--dst-port 9001] [--payload 64]
- *                        [--batch 64] [--frames 4096] [--frame-size 2048] [--ring 4096]
+ *                        [--batch 64] [--frames 4096] [--frame-size 2048] [--ring 4096] [--tx-budget RING]
  *       One Ethernet/IPv4/UDP frame (IPv4 header checksum computed, UDP checksum 0) copied into every UMEM frame;
  *       the first 4 payload bytes carry a big-endian sequence number rewritten for each frame sent. TX + COMPLETION
  *       rings (and an empty FILL ring, which bind requires), bound XDP_COPY | XDP_USE_NEED_WAKEUP; no XDP program
  *       is needed to transmit, so none is attached unless --mode is given (then the PASS program, in that mode).
  *       Sends for --seconds (default 5; 60 when --count is given without --seconds) or until --count frames have
- *       completed, whichever comes first. Counts completed frames.
+ *       completed, whichever comes first. Counts completed frames. As the library does, it sets
+ *       XDP_MAX_TX_SKB_BUDGET (Linux >= 6.17) to the TX ring size so one kick may send a whole ring instead of 32
+ *       frames (--tx-budget N to choose, 0 to leave the kernel's 32; ignored on kernels without the option).
  *
  * stdout, one line at the end (also after SIGINT/SIGTERM):
  *   {"mode":"rx"|"tx","xdpMode":"native"|"skb"|"none","packets":N,"bytes":N,"seconds":S,"pps":X,
@@ -81,7 +83,9 @@ static void usage(void) {
         "      [--frame-size 2048] [--batch 64] [--busy-poll] [--ring 4096]\n"
         "  " PROG " tx --if IFNAME [--queue 0] [--mode skb|native] [--seconds 5] [--count N]\n"
         "      --src-mac M --dst-mac M --src-ip A --dst-ip A [--src-port 9000] [--dst-port 9001]\n"
-        "      [--payload 64] [--batch 64] [--frames 4096] [--frame-size 2048] [--ring 4096]\n"
+        "      [--payload 64] [--batch 64] [--frames 4096] [--frame-size 2048] [--ring 4096] [--tx-budget RING]\n"
+        "  --tx-budget: frames one sendto() may send, 32..ring (default: the ring size, as the library sets it;\n"
+        "      0 = leave the kernel's 32)\n"
         "  --frame-size: power of two 2048..4096; --ring: power of two 64..65536; --batch 1..1024;\n"
         "  --payload 4..1472; 0 < --seconds <= 3600\n",
         stderr);
@@ -165,7 +169,7 @@ struct opts {
   double seconds;
   int seconds_given;
   uint64_t count;
-  uint32_t frames, frame_size, batch, ring;
+  uint32_t frames, frame_size, batch, ring, tx_budget;
   uint8_t src_mac[6], dst_mac[6], src_ip[4], dst_ip[4];
   int have_src_mac, have_dst_mac, have_src_ip, have_dst_ip;
   uint16_t src_port, dst_port;
@@ -182,6 +186,7 @@ static void parse_opts(int is_tx, int argc, char **argv, struct opts *o) {
   o->src_port = 9000;
   o->dst_port = 9001;
   o->payload = 64;
+  int budget_given = 0;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -209,6 +214,7 @@ static void parse_opts(int is_tx, int argc, char **argv, struct opts *o) {
     else if (strcmp(a, "--frame-size") == 0) o->frame_size = (uint32_t)parse_u64(v, 2048, 4096);
     else if (strcmp(a, "--batch") == 0) o->batch = (uint32_t)parse_u64(v, 1, 1024);
     else if (strcmp(a, "--ring") == 0) o->ring = (uint32_t)parse_u64(v, 64, 65536);
+    else if (is_tx && strcmp(a, "--tx-budget") == 0) o->tx_budget = (uint32_t)parse_u64(v, 0, 65536), budget_given = 1;
     else if (is_tx && strcmp(a, "--count") == 0) o->count = parse_u64(v, 1, UINT64_MAX / 2);
     else if (is_tx && strcmp(a, "--src-mac") == 0) parse_mac(v, o->src_mac), o->have_src_mac = 1;
     else if (is_tx && strcmp(a, "--dst-mac") == 0) parse_mac(v, o->dst_mac), o->have_dst_mac = 1;
@@ -227,6 +233,8 @@ static void parse_opts(int is_tx, int argc, char **argv, struct opts *o) {
     if (!o->have_src_mac || !o->have_dst_mac || !o->have_src_ip || !o->have_dst_ip) usage();
     if (HDRS + o->payload > o->frame_size) usage();
     if (o->count != 0 && !o->seconds_given) o->seconds = COUNT_DEFAULT_SECONDS;
+    if (!budget_given) o->tx_budget = o->ring;
+    if (o->tx_budget != 0 && (o->tx_budget < 32 || o->tx_budget > o->ring)) usage();
   }
   o->ifindex = if_nametoindex(o->ifname);
   if (o->ifindex == 0) {
@@ -521,6 +529,20 @@ static int cmd_tx(int argc, char **argv) {
   const uint32_t comp_entries = pow2_ceil(o.frames > o.ring ? o.frames : o.ring); /* never overflows */
   check(kb_xsk_ring_set(fd, KB_XSK_COMP, comp_entries), "sizing the completion ring");
   check(kb_xsk_ring_set(fd, KB_XSK_TX, o.ring), "sizing the TX ring");
+  /* As the library does: let one copy-mode sendto() send as many frames as the TX ring holds (Linux >= 6.17;
+   * before, the option does not exist and the kernel sends 32 per call). */
+  const char *budget_note = "32 (kernel default)";
+  char budget_buf[32];
+  if (o.tx_budget != 0) {
+    int b = kb_xsk_tx_budget(fd, o.tx_budget);
+    if (b == 0) {
+      snprintf(budget_buf, sizeof budget_buf, "%u", o.tx_budget);
+      budget_note = budget_buf;
+    } else if (b != -ENOPROTOOPT) {
+      fprintf(stderr, PROG ": setting the TX budget failed (%s: %s): keeping the kernel's\n", kb_xsk_syscall(),
+              errname(-b));
+    }
+  }
   struct xdp_mmap_offsets off;
   check(kb_xsk_offsets(fd, &off), "reading the ring offsets");
   struct ring fill, comp, tx;
@@ -534,8 +556,10 @@ static int cmd_tx(int argc, char **argv) {
     link_fd = attach(&o, prog_fd, &skb);
   }
   const char *xdp_mode = !o.mode_given ? "none" : skb ? "skb" : "native";
-  fprintf(stderr, "tx: %s queue %u, copy, xdp program %s, %u-byte frames (payload %u), %u frames, ring %u, batch %u\n",
-          o.ifname, o.queue, xdp_mode, frame_len, o.payload, o.frames, o.ring, o.batch);
+  fprintf(stderr,
+          "tx: %s queue %u, copy, xdp program %s, %u-byte frames (payload %u), %u frames, ring %u, batch %u, "
+          "budget per kick %s\n",
+          o.ifname, o.queue, xdp_mode, frame_len, o.payload, o.frames, o.ring, o.batch, budget_note);
 
   /* Free frames: a stack (the most recently completed frame, still warm in cache, goes out first). */
   uint64_t *free_frames = malloc((size_t)o.frames * sizeof *free_frames);

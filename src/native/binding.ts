@@ -83,6 +83,9 @@ export interface NativeBinding {
   xskUmemReg(fd: number, umem: ArrayBuffer, chunkSize: number, headroom: number): void;
   /** setsockopt of one ring's size (XSK_RING_*; entries a power of two). */
   xskRingSet(fd: number, ring: number, entries: number): void;
+  /** setsockopt(XDP_MAX_TX_SKB_BUDGET): frames one copy-mode kick may send (32 to the TX ring's size). False when
+   *  the kernel has no such option (before Linux 6.17: 32 per kick). */
+  xskTxBudget(fd: number, budget: number): boolean;
   /** getsockopt(XDP_MMAP_OFFSETS) into out[16]: producer, consumer, desc, flags for RX, TX, FILL, COMPLETION. */
   xskOffsets(fd: number, out: Float64Array): void;
   /** bind(sockaddr_xdp{ifindex, queue, flags, sharedFd}); sharedFd < 0 for none. */

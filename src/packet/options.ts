@@ -61,6 +61,9 @@ export interface PortOptions {
 
   /** Pin the UMEM / rings counted against RLIMIT_MEMLOCK. AF_XDP always pins its UMEM. Default false. */
   readonly lock?: boolean;
+  /** Publish the port's statistics once a second for `kbypass stat` (a small file in /dev/shm/kbypass-stats, or
+   *  $KBYPASS_STATS_DIR). Default true. */
+  readonly publishStats?: boolean;
 }
 
 /** Options with every default applied. */
@@ -71,6 +74,7 @@ export interface ResolvedPortOptions {
   blockSize: number; blockCount: number; blockTimeoutMs: number; txFrameSize: number; txFrameCount: number;
   qdiscBypass: boolean; fanout: { id: number; type: FanoutType; defrag: boolean; rollover: boolean } | null;
   lock: boolean;
+  publishStats: boolean;
 }
 
 const isPow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
@@ -127,6 +131,7 @@ export function resolvePortOptions(options: unknown): ResolvedPortOptions {
     qdiscBypass: bool('options.qdiscBypass', o['qdiscBypass'], true),
     fanout: null,
     lock: bool('options.lock', o['lock'], false),
+    publishStats: bool('options.publishStats', o['publishStats'], true),
   };
   if (!r.rx && !r.tx) throw invalidArgValue('options', 'rx: false, tx: false', 'must enable rx or tx');
   const need = (r.rx ? r.rxRingSize : 0) + (r.tx ? r.txRingSize : 0);

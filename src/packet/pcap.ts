@@ -86,6 +86,9 @@ export class PcapWriter {
   #buf = Buffer.allocUnsafe(WRITE_BUFFER_SIZE);
   #used = 0;
   #closed = false;
+  /** The last source array written from, and a Buffer over the same memory (kept to copy without allocating). */
+  #srcArray: Uint8Array | null = null;
+  #src: Buffer = Buffer.alloc(0);
   #packets = 0;
   #bytes = 0;
 
@@ -150,7 +153,12 @@ export class PcapWriter {
     b.writeUInt32LE(tsNsec, p + RH_TS_FRAC);
     b.writeUInt32LE(capLen, p + RH_CAPLEN);
     b.writeUInt32LE(origLength, p + RH_ORIGLEN);
-    b.set(buf.subarray(offset, offset + capLen), p + RECORD_HEADER_LEN);
+    // Buffer#copy from a Buffer over the source's memory (cached per source array): no view made per packet.
+    if (this.#srcArray !== buf) {
+      this.#srcArray = buf;
+      this.#src = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
+    this.#src.copy(b, p + RECORD_HEADER_LEN, offset, offset + capLen);
     this.#used = p + RECORD_HEADER_LEN + capLen;
     this.#packets++;
     this.#bytes += capLen;

@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 import { KbypassError, invalidArgType, outOfRange } from '../errors';
 import { WATCH_READABLE, native, type WatchHandle } from '../native/binding';
+import { StatsPublisher, type PortIdentity } from './stats-file';
 
 /** Called for each received frame: its bytes are `bytes[offset, offset + length)`, valid during the call only
  *  (unless held with `port.hold()`). */
@@ -65,6 +66,7 @@ export abstract class PortBase extends EventEmitter {
   #spin: NodeJS.Immediate | null = null;
   #closed = false;
   #ref = true;
+  #publisher: StatsPublisher | null = null;
 
   get closed(): boolean { return this.#closed; }
 
@@ -150,10 +152,21 @@ export abstract class PortBase extends EventEmitter {
     }
   };
 
+  /** Publish this port's statistics once a second for `kbypass stat` (stats-file.ts), until close(). Never
+   *  throws: a directory that cannot be used only means nothing is published. */
+  publishStats(dir?: string): this {
+    if (this.#publisher === null && !this.#closed) {
+      this.#publisher = StatsPublisher.open(this as unknown as PortIdentity, dir)?.start(() => this.stats()) ?? null;
+    }
+    return this;
+  }
+
   /** Stop, detach and close. Views handed out earlier stay readable (stale bytes). Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.stop();
+    this.#publisher?.close();
+    this.#publisher = null;
     this.#closed = true;
     this.closeKernel();
     process.nextTick(() => this.emit('close'));

@@ -35,6 +35,12 @@ async function openXdp(o: ReturnType<typeof resolvePortOptions>, info: ReturnTyp
  */
 export async function openPort(options: PortOptions): Promise<Port> {
   const o = resolvePortOptions(options);
+  const port = await open(o);
+  if (o.publishStats) port.publishStats();
+  return port;
+}
+
+async function open(o: ReturnType<typeof resolvePortOptions>): Promise<Port> {
   const info = interfaceInfo(o.ifname);
   if (o.mode === 'packet') return PacketPort.open(o, info);
   if (o.mode === 'xdp') return openXdp(o, info);

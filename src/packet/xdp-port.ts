@@ -25,13 +25,6 @@ import {
 import { XdpProgram } from './xdp-program';
 import { XskRing } from './xsk-ring';
 
-let wallOffset: bigint | null = null;
-/** Nanoseconds to add to process.hrtime.bigint() for the wall clock (measured once). */
-function wallOffsetNs(): bigint {
-  wallOffset ??= BigInt(Date.now()) * 1000000n - process.hrtime.bigint();
-  return wallOffset;
-}
-
 const EAGAIN = 11;
 const EBUSY = 16;
 const ENOBUFS = 105;
@@ -149,6 +142,8 @@ export class XdpPort extends PortBase {
         if (o.rx) n.xskRingSet(fd, XSK_RING_RX, o.rxRingSize);
         if (o.tx) n.xskRingSet(fd, XSK_RING_TX, o.txRingSize);
       } catch (e) { throw setupError(e, 'xsk-rings', ctx); }
+      // Copy mode sends at most this many frames per kick: as many as the TX ring holds, where the kernel lets us.
+      if (o.tx) try { n.xskTxBudget(fd, o.txRingSize); } catch { /* keep the kernel's 32 */ }
       const off = new Float64Array(16);
       let rx: XskRing | null = null;
       let tx: XskRing | null = null;
@@ -270,9 +265,9 @@ export class XdpPort extends PortBase {
   frameMeta(out: Float64Array): void {
     if (this.#current < 0) throw new KbypassError('ERR_KBYPASS_NOT_IN_HANDLER', 'frameMeta() may be called only inside a receive handler');
     if (this.#batchTime < 0) { // AF_XDP carries no timestamp: the time this batch was read, once per batch
-      const ns = process.hrtime.bigint() + wallOffsetNs();
-      this.#batchTime = Number(ns / 1000000000n);
-      this.#batchNs = Number(ns % 1000000000n);
+      const ms = performance.timeOrigin + performance.now(); // a double: microsecond resolution, no allocation
+      this.#batchTime = Math.floor(ms / 1000);
+      this.#batchNs = Math.min(999_999_999, Math.round((ms - this.#batchTime * 1000) * 1e6));
     }
     out[0] = this.#batchTime;
     out[1] = this.#batchNs;
@@ -360,14 +355,13 @@ export class XdpPort extends PortBase {
     return sent;
   }
 
-  /** Ask the kernel to send what the TX ring holds (copy mode needs a syscall; zero-copy only when it asks).
-   *  Returns the frames still waiting for the kernel. */
+  /** Ask the kernel to send what the TX ring holds (copy mode needs a syscall; zero-copy only when it asks) and
+   *  reap what it has sent. Returns the frames submitted and not yet completed. */
   flush(): number {
     const tx = this.#tx;
     if (tx === null || this.closed) return 0;
     let left = tx.outstanding();
-    if (left === 0) return 0;
-    if (!this.zeroCopy || !this.#needWakeup || tx.needsWakeup()) {
+    if (left > 0 && (!this.zeroCopy || !this.#needWakeup || tx.needsWakeup())) {
       const n = native();
       for (let i = 0; i < MAX_KICKS && left > 0; i++) {
         const r = n.sendKick(this.#fd);
@@ -378,7 +372,8 @@ export class XdpPort extends PortBase {
         left = now;
       }
     }
-    return left;
+    this.reap();
+    return this.#txSubmitted - this.#txCompleted;
   }
 
   /** The errno of the last failed TX kick (e.g. ENETDOWN, ENXIO), or 0. */
