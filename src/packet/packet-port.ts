@@ -16,7 +16,7 @@ import { setupError } from './port-errors';
 import {
   BLOCK_DESC_BYTES, BLOCK_FIRST_PKT, BLOCK_NUM_PKTS, BLOCK_STATUS, ETH_P_ALL, FANOUT_TYPES, MIN_TX_FRAME,
   PACKET_FANOUT, PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_FLAG_ROLLOVER, PACKET_QDISC_BYPASS, PACKET_RX_RING,
-  PACKET_TX_RING, PACKET_VERSION, PKT_HDR_BYTES, PKT_LEN, PKT_MAC, PKT_NEXT, PKT_NSEC, PKT_SEC, PKT_SNAPLEN,
+  PACKET_TX_RING, PACKET_VERSION, PKT_HDR_BYTES, PKT_LEN, PKT_MAC, PKT_NEXT, PKT_NSEC, PKT_SEC, PKT_SNAPLEN, PKT_STATUS,
   RX_FRAME_SIZE, TPACKET_V3, TP_STATUS_AVAILABLE, TP_STATUS_KERNEL, TP_STATUS_SEND_REQUEST, TP_STATUS_USER,
   TP_STATUS_WRONG_FORMAT, TX_DATA_OFFSET,
 } from './tpacket-layout';
@@ -235,7 +235,7 @@ export class PacketPort extends PortBase {
     const u32 = this.#u32;
     let n = 0;
     while (this.#txInFlight > 0) {
-      const at = (this.#slot(this.#txTail) + 20) >> 2;
+      const at = (this.#slot(this.#txTail) + PKT_STATUS) >> 2;
       const st = Atomics.load(u32, at);
       if (st === TP_STATUS_AVAILABLE) {
         // sent
@@ -257,6 +257,7 @@ export class PacketPort extends PortBase {
 
   transmit(fill: FrameFiller, maxBatch = 64): number {
     this.checkOpen();
+    this.checkClaim();
     if (!this.#tx) return 0;
     this.reap();
     const u32 = this.#u32;
@@ -265,7 +266,7 @@ export class PacketPort extends PortBase {
     let k = 0;
     while (k < maxBatch && this.#txInFlight < total) {
       const slot = this.#slot(this.#txHead);
-      if (Atomics.load(u32, (slot + 20) >> 2) !== TP_STATUS_AVAILABLE) break;
+      if (Atomics.load(u32, (slot + PKT_STATUS) >> 2) !== TP_STATUS_AVAILABLE) break;
       const len = fill(this.bytes, slot + TX_DATA_OFFSET, cap);
       if (!(len > 0)) break;
       if (!Number.isInteger(len) || len > cap || len < MIN_TX_FRAME) {
@@ -273,7 +274,7 @@ export class PacketPort extends PortBase {
       }
       u32[(slot + PKT_LEN) >> 2] = len;
       u32[(slot + PKT_SNAPLEN) >> 2] = len;
-      Atomics.store(u32, (slot + 20) >> 2, TP_STATUS_SEND_REQUEST);
+      Atomics.store(u32, (slot + PKT_STATUS) >> 2, TP_STATUS_SEND_REQUEST);
       this.#txHead = this.#txHead + 1 === total ? 0 : this.#txHead + 1;
       this.#txInFlight++;
       this.#txBytes += len;
@@ -282,6 +283,43 @@ export class PacketPort extends PortBase {
     this.#txSubmitted += k;
     if (k > 0) this.flush();
     return k;
+  }
+
+  get txCapacity(): number { return this.#tx ? this.txFrameSize - TX_DATA_OFFSET : 0; }
+
+  claim(): number {
+    this.checkOpen();
+    this.checkClaim();
+    if (!this.#tx) return -1;
+    if (this.#txInFlight >= this.txFrameCountActual) this.reap();
+    if (this.#txInFlight >= this.txFrameCountActual) return -1;
+    const slot = this.#slot(this.#txHead);
+    if (Atomics.load(this.#u32, (slot + PKT_STATUS) >> 2) !== TP_STATUS_AVAILABLE) return -1;
+    this.claimed = slot + TX_DATA_OFFSET;
+    return this.claimed;
+  }
+
+  commit(length: number): void {
+    this.checkOpen();
+    const at = this.claimedOrThrow();
+    const cap = this.txFrameSize - TX_DATA_OFFSET;
+    if (!Number.isInteger(length) || length < MIN_TX_FRAME || length > cap) {
+      throw outOfRange('length', `an integer from ${MIN_TX_FRAME} to ${cap}`, length);
+    }
+    const slot = at - TX_DATA_OFFSET;
+    this.#u32[(slot + PKT_LEN) >> 2] = length;
+    this.#u32[(slot + PKT_SNAPLEN) >> 2] = length;
+    Atomics.store(this.#u32, (slot + PKT_STATUS) >> 2, TP_STATUS_SEND_REQUEST);
+    this.#txHead = this.#txHead + 1 === this.txFrameCountActual ? 0 : this.#txHead + 1;
+    this.#txInFlight++;
+    this.#txBytes += length;
+    this.#txSubmitted++;
+    this.claimed = -1;
+  }
+
+  abort(): void {
+    this.claimedOrThrow();
+    this.claimed = -1; // the slot stays AVAILABLE at the head: the next claim gets it again
   }
 
   /** Start sending what the TX ring holds (one send() call). Returns frames not yet completed. */

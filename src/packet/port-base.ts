@@ -6,6 +6,8 @@
  *   port.receive(handler, maxBatch)   handler(bytes, offset, length) for up to maxBatch frames; returns how many
  *   port.transmit(fill, maxBatch)     fill(bytes, offset, capacity) → frame length (0: stop); returns how many
  * Within a handler, `port.hold()` keeps the current frame (its bytes stay valid) until `port.release(token)`.
+ * Frame by frame instead of a filler: port.claim() → write at the offset → port.commit(length) (or abort()),
+ * then one port.flush() per batch.
  */
 import { EventEmitter } from 'node:events';
 import { KbypassError, invalidArgType, outOfRange } from '../errors';
@@ -50,6 +52,15 @@ export abstract class PortBase extends EventEmitter {
   abstract get fd(): number;
   abstract receive(handler: FrameHandler, maxBatch?: number): number;
   abstract transmit(fill: FrameFiller, maxBatch?: number): number;
+  /** Claim one TX frame to write in place: its offset in `port.bytes` (room: `txCapacity` bytes), or -1 when
+   *  none is free (back-pressure: reap, flush, or wait). One claim at a time; commit() or abort() it. */
+  abstract claim(): number;
+  /** Queue the claimed frame, `length` bytes, for the next flush() (no system call here). */
+  abstract commit(length: number): void;
+  /** Give the claimed frame back unsent. */
+  abstract abort(): void;
+  /** Bytes a TX frame can hold. */
+  abstract get txCapacity(): number;
   /** During a receive handler: out[0..2] = seconds, nanoseconds (the kernel's timestamp where the rings carry
    *  one, else the time the batch was read) and the frame's length on the wire. */
   abstract frameMeta(out: Float64Array): void;
@@ -69,6 +80,18 @@ export abstract class PortBase extends EventEmitter {
   #publisher: StatsPublisher | null = null;
 
   get closed(): boolean { return this.#closed; }
+
+  /** The offset of the open claim, or -1. */
+  protected claimed = -1;
+
+  protected checkClaim(): void {
+    if (this.claimed >= 0) throw new KbypassError('ERR_KBYPASS_CLAIM_PENDING', 'a TX claim is still open: commit() or abort() it first');
+  }
+
+  protected claimedOrThrow(): number {
+    if (this.claimed < 0) throw new KbypassError('ERR_KBYPASS_CLAIM_DONE', 'no TX claim is open (claim() first)');
+    return this.claimed;
+  }
 
   protected checkOpen(): void {
     if (this.#closed) throw new KbypassError('ERR_KBYPASS_PORT_CLOSED', 'the port is closed');

@@ -58,7 +58,7 @@ function exited(child: ReturnType<typeof spawn>): Promise<void> {
 }
 
 test('round trip: open publishes zero counters, update replaces them, close removes the file', () => {
-  const dir = path.join(tmpDir(), 'stats');
+  const dir = path.join(tmpDir(), 'missing', 'stats');
   const pub = StatsPublisher.open(IDENTITY, dir);
   assert.ok(pub !== null);
   try {

@@ -125,11 +125,26 @@ function errText(e: unknown): string {
   return err?.code ?? err?.message ?? String(e);
 }
 
+/** mkdir -p, 0700, at most 32 levels deep. Not fs.mkdirSync's `recursive`: on a file system that answers ENOENT
+ *  for a directory whose parent exists (/proc, /sys) Node 20's loops for ever. */
+function makeDir(dir: string, depth: number): void {
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'EEXIST') return;
+    const parent = path.dirname(dir);
+    if (code !== 'ENOENT' || depth >= 32 || parent === dir || fs.existsSync(parent)) throw e;
+    makeDir(parent, depth + 1);
+    fs.mkdirSync(dir, { mode: 0o700 });
+  }
+}
+
 /** Ready the directory: create it (0700) when missing; refuse a symlink, a non-directory, or another user's
  *  directory (unless we are root). Returns why not, or null when it can be used. */
 function prepareDir(dir: string): string | null {
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDir(path.resolve(dir), 0);
   } catch (e) {
     return `cannot create ${dir}: ${errText(e)}`;
   }

@@ -315,6 +315,7 @@ export class XdpPort extends PortBase {
 
   transmit(fill: FrameFiller, maxBatch = 64): number {
     this.checkOpen();
+    this.checkClaim();
     const tx = this.#tx;
     if (tx === null) return 0;
     this.reap();
@@ -353,6 +354,43 @@ export class XdpPort extends PortBase {
     }
     this.flush();
     return sent;
+  }
+
+  get txCapacity(): number { return this.#tx === null ? 0 : this.#umem.frameSize; }
+
+  claim(): number {
+    this.checkOpen();
+    this.checkClaim();
+    const tx = this.#tx;
+    if (tx === null) return -1;
+    if (this.#umem.freeFrames === 0) this.reap();
+    if (this.#umem.freeFrames === 0 || tx.free(1) === 0) return -1;
+    this.claimed = this.#umem.alloc();
+    return this.claimed;
+  }
+
+  commit(length: number): void {
+    this.checkOpen();
+    const addr = this.claimedOrThrow();
+    const tx = this.#tx as XskRing;
+    if (!Number.isInteger(length) || length < 1 || length > this.#umem.frameSize) {
+      throw outOfRange('length', `an integer from 1 to ${this.#umem.frameSize}`, length);
+    }
+    const s = tx.slot(0); // claim() checked there is a free slot, and nothing else produces into TX meanwhile
+    tx.words[s + DESC_ADDR_LO] = addr;
+    tx.words[s + DESC_ADDR_HI] = 0;
+    tx.words[s + DESC_LEN] = length;
+    tx.words[s + 3] = 0;
+    tx.submit(1);
+    this.claimed = -1;
+    this.#txSubmitted++;
+    this.#txBytes += length;
+  }
+
+  abort(): void {
+    const addr = this.claimedOrThrow();
+    this.claimed = -1;
+    this.#umem.free(addr);
   }
 
   /** Ask the kernel to send what the TX ring holds (copy mode needs a syscall; zero-copy only when it asks) and

@@ -11,18 +11,18 @@ import { TX_FIXTURE, frameAtoB, testbedFor, type TxResult } from '../helpers/pac
 
 const DGRAM_FIXTURE = path.join(__dirname, '..', 'fixtures', 'dgram-rx.js');
 
-for (const mode of ['xdp', 'packet'] as const) {
-  test(`${mode} TX: 20000 frames reach node:dgram in the other namespace`, async (t) => {
+for (const [mode, useClaim] of [['xdp', false], ['packet', false], ['xdp', true], ['packet', true]] as const) {
+  test(`${mode} TX${useClaim ? ' by claim()/commit()' : ''}: 20000 frames reach node:dgram in the other namespace`, async (t) => {
     const tb = testbedFor(t);
     if (tb === null) return;
     const count = 20_000;
     const r = nodeIn(tb.nsB, DGRAM_FIXTURE, [tb.ipB, '9001', String(count)], { keepStdin: true });
     try {
       await r.nextJson(15_000);
-      const s = nodeIn(tb.nsA, TX_FIXTURE, [JSON.stringify({ port: { ifname: tb.ifA, mode, rx: false }, frame: frameAtoB(tb), payload: 64, count, pps: 50_000 })]);
+      const s = nodeIn(tb.nsA, TX_FIXTURE, [JSON.stringify({ port: { ifname: tb.ifA, mode, rx: false }, frame: frameAtoB(tb), payload: 64, count, pps: 50_000, useClaim })]);
       const ready = await s.nextJson<{ mode: string }>(15_000);
       assert.equal(ready.mode, mode);
-      const tx = await s.nextJson<TxResult>(45_000);
+      const tx = await s.nextJson<TxResult & { claimErrors: Record<string, string>; aborted: number }>(45_000);
       await new Promise((res) => setTimeout(res, 300));
       r.child.stdin?.end();
       const rx = await r.nextJson<{ received: number; duplicates: number; bad: number; missing: number }>(15_000);
@@ -33,6 +33,14 @@ for (const mode of ['xdp', 'packet'] as const) {
       assert.equal(tx.iface['tx_packets'], count);
       assert.equal(tx.txError, 0);
       assert.deepEqual(rx, { done: true, received: count, duplicates: 0, bad: 0, missing: 0 });
+      if (useClaim) {
+        assert.deepEqual(tx.claimErrors, {
+          commitWithoutClaim: 'ERR_KBYPASS_CLAIM_DONE', abortWithoutClaim: 'ERR_KBYPASS_CLAIM_DONE',
+          claimTwice: 'ERR_KBYPASS_CLAIM_PENDING', transmitWhileClaimed: 'ERR_KBYPASS_CLAIM_PENDING',
+          commitTooLong: 'ERR_OUT_OF_RANGE', claimedOffset: 'ok',
+        });
+        assert.ok(tx.aborted >= count / 100, 'aborted claims are not sent, and lose no sequence number');
+      }
     } finally {
       r.kill();
     }
