@@ -66,3 +66,23 @@ test('bench verbs --json prints one object: the four figures, each beside its fl
   const bad = run(['bench', 'verbs', '--sizes', '64']);
   assert.equal(bad.status, 2);
 });
+
+test('bench packet --json prints one object: rx and tx for the four paths, every rate measured', { timeout: 150_000 }, (t) => {
+  if (process.getuid?.() !== 0) { t.skip('bench packet makes network namespaces: needs root'); return; }
+  const r = run(['bench', 'packet', '--quick', '--json'], 140_000);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 1, 'one line of JSON on stdout (progress goes to stderr)');
+  const o = JSON.parse(lines[0]!) as Record<string, Array<Record<string, unknown>>>;
+  assert.deepEqual(Object.keys(o), ['rx', 'tx']);
+  for (const dir of ['rx', 'tx'] as const) {
+    assert.deepEqual(o[dir]!.map((x) => x['path']), ['xdp-js', 'packet-js', 'dgram', 'xdp-c']);
+    for (const row of o[dir]!) {
+      assert.deepEqual(Object.keys(row), ['path', 'bytes', 'pps']);
+      assert.equal(row['bytes'], 64);
+      assert.ok(Number.isInteger(row['pps']) && (row['pps'] as number) > 1000, `${dir} ${String(row['path'])}: ${String(row['pps'])} pps`);
+    }
+  }
+  assert.match(r.stderr, /rx xdp-c/); // progress on stderr
+  assert.equal(run(['bench', 'packet', '--sizes', '64']).status, 2);
+});
