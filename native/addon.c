@@ -42,6 +42,7 @@ NAPI_MODULE_INIT() {
     FN("packetRing", kb_packet_ring),
     FN("packetBind", kb_packet_bind),
     FN("packetStats", kb_packet_stats),
+    FN("packetDropAll", kb_packet_drop_all),
     FN("eventfd", kb_eventfd),
     FN("eventfdSignal", kb_eventfd_signal),
     FN("eventfdDrain", kb_eventfd_drain),

@@ -45,6 +45,7 @@ napi_value kb_packet_set_int(napi_env env, napi_callback_info info);
 napi_value kb_packet_ring(napi_env env, napi_callback_info info);
 napi_value kb_packet_bind(napi_env env, napi_callback_info info);
 napi_value kb_packet_stats(napi_env env, napi_callback_info info);
+napi_value kb_packet_drop_all(napi_env env, napi_callback_info info);
 
 /* doorbell.c */
 napi_value kb_eventfd(napi_env env, napi_callback_info info);

@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <stdint.h>
@@ -99,5 +100,17 @@ napi_value kb_packet_stats(napi_env env, napi_callback_info info) {
   o[0] = st.tp_packets;
   o[1] = st.tp_drops;
   o[2] = st.tp_freeze_q_cnt;
+  return kb_undefined(env);
+}
+
+/* packetDropAll(fd): attach a classic BPF filter that accepts nothing (SO_ATTACH_FILTER, `ret #0`): the socket
+ * stops copying frames into its ring at once, though it lives on while its mapping does. */
+napi_value kb_packet_drop_all(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!kb_args(env, info, 1, argv) || !kb_arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  struct sock_filter insn = BPF_STMT(BPF_RET | BPF_K, 0);
+  struct sock_fprog prog = { .len = 1, .filter = &insn };
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0) return kb_throw_errno(env, errno, "setsockopt");
   return kb_undefined(env);
 }

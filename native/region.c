@@ -209,7 +209,14 @@ napi_value kb_mmap_anon(napi_env env, napi_callback_info info) {
   }
   if (size <= 0 || (uint64_t)size > SIZE_MAX) return kb_throw_errno(env, EINVAL, "mmap");
   int mflags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | ((flags & KB_ANON_HUGETLB) ? MAP_HUGETLB : 0);
-  return map_and_wrap(env, (size_t)size, mflags, -1, 0, (flags & KB_MAP_LOCK) != 0);
+  napi_value ab = map_and_wrap(env, (size_t)size, mflags, -1, 0, (flags & KB_MAP_LOCK) != 0);
+  if (ab == NULL) return NULL;
+  /* Not inherited by fork(): a child's copy-on-write would otherwise move this process's pages away from the
+   * ones the kernel pinned for an AF_XDP UMEM (on kernels without early COW of pinned pages). */
+  void *data = NULL;
+  size_t len = 0;
+  if (napi_get_arraybuffer_info(env, ab, &data, &len) == napi_ok && data != NULL) madvise(data, len, MADV_DONTFORK);
+  return ab;
 }
 
 /* unmapNow(ab): detach an ArrayBuffer made here (every view of it reads as empty from now on: no access can

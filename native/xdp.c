@@ -207,7 +207,8 @@ napi_value kb_send_kick(napi_env env, napi_callback_info info) {
   ssize_t rc;
   do rc = sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
   while (rc < 0 && errno == EINTR);
-  return kb_int32(env, rc < 0 ? -errno : (int32_t)rc);
+  if (rc < 0) return kb_int32(env, -errno);
+  return kb_int32(env, rc > INT32_MAX ? INT32_MAX : (int32_t)rc); /* a byte count: only its sign matters */
 }
 
 /* recvKick(fd): recvfrom(fd, NULL, 0, MSG_DONTWAIT) — wakes an AF_XDP socket's receive side (need_wakeup on

@@ -162,6 +162,7 @@ static struct bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off,
 int kb_xdp_prog_load(int kind, int arg, char *log, size_t log_size) {
   struct bpf_insn prog[8];
   unsigned n = 0;
+  if (log != NULL && log_size > 0) log[0] = '\0';
   if (kind == KB_XDP_PROG_REDIRECT) {
     /* r2 = *(u32 *)(r1 + offsetof(struct xdp_md, rx_queue_index)) */
     prog[n++] = insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_2, BPF_REG_1, 16, 0);

@@ -68,7 +68,7 @@ export interface NativeBinding {
   /** mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_POPULATE, fd, offset) of a socket's ring (AF_XDP,
    *  AF_PACKET): an external ArrayBuffer, munmapped by its finalizer only (the ring's pages outlive the socket). */
   mmapSocket(fd: number, size: number, offset: number): ArrayBuffer;
-  /** Private anonymous memory, pre-faulted (MAP_POPULATE) [+ mlock when MAP_LOCK, 2 MiB pages when ANON_HUGETLB]:
+  /** Private anonymous memory (not inherited by fork: MADV_DONTFORK), pre-faulted (MAP_POPULATE) [+ mlock when MAP_LOCK, 2 MiB pages when ANON_HUGETLB]:
    *  an AF_XDP UMEM. An external ArrayBuffer, munmapped by its finalizer only. */
   mmapAnon(size: number, flags: number): ArrayBuffer;
 
@@ -122,6 +122,8 @@ export interface NativeBinding {
   packetRing(fd: number, option: number, req: Int32Array): void;
   /** bind(sockaddr_ll{ifindex, htons(protocol)}). */
   packetBind(fd: number, ifindex: number, protocol: number): void;
+  /** setsockopt(SO_ATTACH_FILTER, `ret #0`): the socket accepts no more frames. */
+  packetDropAll(fd: number): void;
   /** getsockopt(PACKET_STATISTICS) into out[3]: tp_packets, tp_drops, tp_freeze_q_cnt since the last call. */
   packetStats(fd: number, out: Float64Array): void;
 

@@ -11,11 +11,11 @@ import { KbypassError, invalidArgType, outOfRange } from '../errors';
 import { native } from '../native/binding';
 import type { InterfaceInfo } from './interface';
 import type { ResolvedPortOptions } from './options';
-import { PortBase, type FrameFiller, type FrameHandler, type PortStats } from './port-base';
+import { PortBase, checkBatch, type FrameFiller, type FrameHandler, type PortStats } from './port-base';
 import { setupError } from './port-errors';
 import {
   BLOCK_DESC_BYTES, BLOCK_FIRST_PKT, BLOCK_NUM_PKTS, BLOCK_STATUS, ETH_P_ALL, FANOUT_TYPES, MIN_TX_FRAME,
-  PACKET_FANOUT, PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_FLAG_ROLLOVER, PACKET_QDISC_BYPASS, PACKET_RX_RING,
+  PACKET_FANOUT, PACKET_FANOUT_FLAG_DEFRAG, PACKET_LOSS, PACKET_FANOUT_FLAG_ROLLOVER, PACKET_QDISC_BYPASS, PACKET_RX_RING,
   PACKET_TX_RING, PACKET_VERSION, PKT_HDR_BYTES, PKT_LEN, PKT_MAC, PKT_NEXT, PKT_NSEC, PKT_SEC, PKT_SNAPLEN, PKT_STATUS,
   RX_FRAME_SIZE, TPACKET_V3, TP_STATUS_AVAILABLE, TP_STATUS_KERNEL, TP_STATUS_SEND_REQUEST, TP_STATUS_USER,
   TP_STATUS_WRONG_FORMAT, TX_DATA_OFFSET,
@@ -47,6 +47,8 @@ export class PacketPort extends PortBase {
   readonly #rxBytesTotal: number;
   readonly #rx: boolean;
   readonly #tx: boolean;
+  readonly #mtu: number;
+  readonly #fanout: boolean;
   // RX walk state
   #block = 0;
   #pkt = 0;      // byte offset of the next packet header in the current block (0: block not opened)
@@ -56,6 +58,8 @@ export class PacketPort extends PortBase {
   readonly #heldTokens = new Set<number>();
   #current = -1;
   #currentHeld = false;
+  /** The walk stopped at a block that is still held. */
+  #stalled = false;
   // TX state
   #txHead = 0;
   #txTail = 0;
@@ -84,6 +88,8 @@ export class PacketPort extends PortBase {
     this.queue = o.queue;
     this.#rx = o.rx;
     this.#tx = o.tx;
+    this.#mtu = info.mtu;
+    this.#fanout = o.fanout !== null;
     this.blockSize = o.rx ? o.blockSize : 0;
     this.blockCount = o.rx ? o.blockCount : 0;
     this.#rxBytesTotal = this.blockSize * this.blockCount;
@@ -100,11 +106,15 @@ export class PacketPort extends PortBase {
     const n = native();
     const ctx = { ifname: info.name, queue: o.queue };
     let fd = -1;
+    let mapped: ArrayBuffer | null = null;
     try {
       try { fd = n.packetSocket(0); } catch (e) { throw setupError(e, 'packet-socket', ctx); }
       let size = 0;
       try {
         n.packetSetInt(fd, PACKET_VERSION, TPACKET_V3);
+        // A frame the kernel refuses would otherwise stop its TX head on that slot for good; lengths are checked
+        // here first (txCapacity), so this only keeps the ring moving. (Must precede the rings: EBUSY after.)
+        if (o.tx) n.packetSetInt(fd, PACKET_LOSS, 1);
         if (o.rx) {
           const frames = (o.blockSize / RX_FRAME_SIZE) * o.blockCount;
           n.packetRing(fd, PACKET_RX_RING, Int32Array.of(o.blockSize, o.blockCount, RX_FRAME_SIZE, frames, o.blockTimeoutMs, 0, 0));
@@ -121,9 +131,11 @@ export class PacketPort extends PortBase {
       } catch (e) { throw setupError(e, 'packet-ring', { ...ctx, bytes: size }); }
       let buf: ArrayBuffer;
       try { buf = n.mmapSocket(fd, size, 0); } catch (e) { throw setupError(e, 'packet-mmap', { ...ctx, bytes: size }); }
+      mapped = buf;
       if (o.tx && o.qdiscBypass) {
         try { n.packetSetInt(fd, PACKET_QDISC_BYPASS, 1); } catch (e) { throw setupError(e, 'packet-option', ctx); }
       }
+
       try { n.packetBind(fd, info.index, o.rx ? ETH_P_ALL : 0); } catch (e) { throw setupError(e, 'packet-bind', ctx); }
       if (o.fanout !== null) {
         const f = o.fanout;
@@ -132,8 +144,11 @@ export class PacketPort extends PortBase {
       }
       const port = new PacketPort(fd, buf, o, info);
       if (o.tx) port.txFrameCountActual = Math.ceil(o.txFrameCount / (Math.max(PAGE, o.txFrameSize) / o.txFrameSize)) * (Math.max(PAGE, o.txFrameSize) / o.txFrameSize);
+      const ring = buf;
+      port.guardLeak(() => { n.unmapNow(ring); n.close(fd); });
       return port;
     } catch (e) {
+      if (mapped !== null) n.unmapNow(mapped); // never seen by user code; its mapping would keep the socket alive
       if (fd >= 0) try { n.close(fd); } catch { /* gone */ }
       throw e;
     }
@@ -145,19 +160,39 @@ export class PacketPort extends PortBase {
   #releaseBlock(b: number): void {
     this.#blockDone[b] = 0;
     Atomics.store(this.#u32, (b * this.blockSize + BLOCK_STATUS) >> 2, TP_STATUS_KERNEL);
+    if (this.#stalled && b === this.#block) { // the walk stopped here: it can go on
+      this.#stalled = false;
+      this.pauseWatch(false);
+    }
   }
 
   receive(handler: FrameHandler, maxBatch = 64): number {
-    this.checkOpen();
+    checkBatch(handler, 'handler', maxBatch);
+    this.enter(false);
+    try {
+      return this.#receive(handler, maxBatch);
+    } finally {
+      this.leave(false);
+    }
+  }
+
+  #receive(handler: FrameHandler, maxBatch: number): number {
     if (!this.#rx) return 0;
     const u32 = this.#u32;
     const u16 = this.#u16;
     const bs = this.blockSize;
     let done = 0;
     try {
-      while (done < maxBatch) {
+      while (done < maxBatch && !this.closed) {
         const blockOff = this.#block * bs;
         if (this.#pkt === 0) {
+          if (this.#blockDone[this.#block] === 1) {
+            // A block we still hold (a packet in it is held) is where the kernel is frozen too: nothing to read
+            // until it is released. Its socket stays readable meanwhile: stop watching it, or the loop spins.
+            this.#stalled = true;
+            this.pauseWatch(true);
+            break;
+          }
           if ((Atomics.load(u32, (blockOff + BLOCK_STATUS) >> 2) & TP_STATUS_USER) === 0) break;
           const first = u32[(blockOff + BLOCK_FIRST_PKT) >> 2] as number;
           this.#left = u32[(blockOff + BLOCK_NUM_PKTS) >> 2] as number;
@@ -180,7 +215,9 @@ export class PacketPort extends PortBase {
           this.#current = p;
           this.#currentHeld = false;
           handler(this.bytes, p + mac, snap);
+          if (this.closed) break; // the handler closed the port (the mapping stays until we return)
         }
+        if (this.closed) break;
         if (this.#left === 0) {
           const b = this.#block;
           if (this.#blockHolds[b] === 0) this.#releaseBlock(b);
@@ -223,6 +260,7 @@ export class PacketPort extends PortBase {
   release(token: number): void {
     if (typeof token !== 'number') throw invalidArgType('token', 'of type number', token);
     if (!this.#heldTokens.delete(token)) throw outOfRange('token', 'a token returned by hold() and not yet released', token);
+    if (token === this.#current) this.#currentHeld = false; // hold, release, hold again in one handler call
     const b = Math.floor(token / this.blockSize);
     const left = (this.#blockHolds[b] ?? 1) - 1;
     this.#blockHolds[b] = left;
@@ -256,40 +294,54 @@ export class PacketPort extends PortBase {
   #slot(i: number): number { return this.#rxBytesTotal + i * this.txFrameSize; }
 
   transmit(fill: FrameFiller, maxBatch = 64): number {
-    this.checkOpen();
+    checkBatch(fill, 'fill', maxBatch);
     this.checkClaim();
+    this.enter(true);
+    try {
+      return this.#transmit(fill, maxBatch);
+    } finally {
+      this.leave(true);
+    }
+  }
+
+  #transmit(fill: FrameFiller, maxBatch: number): number {
     if (!this.#tx) return 0;
     this.reap();
     const u32 = this.#u32;
-    const cap = this.txFrameSize - TX_DATA_OFFSET;
+    const cap = this.txCapacity;
     const total = this.txFrameCountActual;
     let k = 0;
-    while (k < maxBatch && this.#txInFlight < total) {
-      const slot = this.#slot(this.#txHead);
-      if (Atomics.load(u32, (slot + PKT_STATUS) >> 2) !== TP_STATUS_AVAILABLE) break;
-      const len = fill(this.bytes, slot + TX_DATA_OFFSET, cap);
-      if (!(len > 0)) break;
-      if (!Number.isInteger(len) || len > cap || len < MIN_TX_FRAME) {
-        throw outOfRange('frame length', `an integer from ${MIN_TX_FRAME} to ${cap}`, len);
+    try {
+      while (k < maxBatch && this.#txInFlight < total) {
+        const slot = this.#slot(this.#txHead);
+        if (Atomics.load(u32, (slot + PKT_STATUS) >> 2) !== TP_STATUS_AVAILABLE) break;
+        const len = fill(this.bytes, slot + TX_DATA_OFFSET, cap);
+        if (!(len > 0)) break;
+        if (!Number.isInteger(len) || len > cap || len < MIN_TX_FRAME) {
+          throw outOfRange('frame length', `an integer from ${MIN_TX_FRAME} to ${cap}`, len);
+        }
+        u32[(slot + PKT_LEN) >> 2] = len;
+        u32[(slot + PKT_SNAPLEN) >> 2] = len;
+        Atomics.store(u32, (slot + PKT_STATUS) >> 2, TP_STATUS_SEND_REQUEST);
+        this.#txHead = this.#txHead + 1 === total ? 0 : this.#txHead + 1;
+        this.#txInFlight++;
+        this.#txBytes += len;
+        k++;
       }
-      u32[(slot + PKT_LEN) >> 2] = len;
-      u32[(slot + PKT_SNAPLEN) >> 2] = len;
-      Atomics.store(u32, (slot + PKT_STATUS) >> 2, TP_STATUS_SEND_REQUEST);
-      this.#txHead = this.#txHead + 1 === total ? 0 : this.#txHead + 1;
-      this.#txInFlight++;
-      this.#txBytes += len;
-      k++;
+    } finally {
+      this.#txSubmitted += k; // also when the filler threw: what was queued is counted, and goes out
+      if (k > 0 && !this.closed) this.flush();
     }
-    this.#txSubmitted += k;
-    if (k > 0) this.flush();
     return k;
   }
 
-  get txCapacity(): number { return this.#tx ? this.txFrameSize - TX_DATA_OFFSET : 0; }
+  /** A TX slot's room, and no more than the interface's MTU plus the Ethernet header (the kernel would refuse it). */
+  get txCapacity(): number { return this.#tx ? Math.min(this.txFrameSize - TX_DATA_OFFSET, this.#mtu + 14) : 0; }
 
   claim(): number {
-    this.checkOpen();
     this.checkClaim();
+    this.enter(true);
+    this.leave(true);
     if (!this.#tx) return -1;
     if (this.#txInFlight >= this.txFrameCountActual) this.reap();
     if (this.#txInFlight >= this.txFrameCountActual) return -1;
@@ -300,9 +352,10 @@ export class PacketPort extends PortBase {
   }
 
   commit(length: number): void {
-    this.checkOpen();
+    this.enter(true);
+    this.leave(true);
     const at = this.claimedOrThrow();
-    const cap = this.txFrameSize - TX_DATA_OFFSET;
+    const cap = this.txCapacity;
     if (!Number.isInteger(length) || length < MIN_TX_FRAME || length > cap) {
       throw outOfRange('length', `an integer from ${MIN_TX_FRAME} to ${cap}`, length);
     }
@@ -358,10 +411,14 @@ export class PacketPort extends PortBase {
 
   protected closeKernel(): void {
     try { this.#readKernel(); } catch { /* keep the last counters */ }
-    // The mapping, which user code may hold views of, keeps the socket alive until it is collected: stop it
-    // receiving now (protocol 0 delivers nothing), then close our descriptor.
-    try { native().packetBind(this.#fd, this.ifindex, 0); } catch { /* the interface may be gone */ }
-    try { native().close(this.#fd); } catch { /* gone */ }
+    // The mapping keeps the socket alive while it is mapped. User code may hold views of it, so it normally stays
+    // until they are collected, with a filter that accepts nothing: the socket copies no more frames. A fanout
+    // member must leave its group now, or the group keeps sending it a share of the traffic: its mapping is
+    // unmapped at once (views kept from it read as empty).
+    const n = native();
+    if (this.#fanout) n.unmapNow(this.bytes.buffer as ArrayBuffer);
+    else try { n.packetDropAll(this.#fd); } catch { /* the socket is going anyway */ }
+    try { n.close(this.#fd); } catch { /* gone */ }
     this.#fd = -1;
   }
 }

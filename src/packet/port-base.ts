@@ -47,6 +47,17 @@ export interface StartOptions {
   readonly busyPoll?: boolean;
 }
 
+/** Ports dropped without close(): their sockets (and XDP program) are released when they are collected. */
+const leakGuard = new FinalizationRegistry<() => void>((release) => { try { release(); } catch { /* best effort */ } });
+
+/** Checks shared by receive() and transmit(): a function and a batch size. Throws Node's codes. */
+export function checkBatch(fn: unknown, name: string, maxBatch: unknown): void {
+  if (typeof fn !== 'function') throw invalidArgType(name, 'of type function', fn);
+  if (typeof maxBatch !== 'number' || !Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 65536) {
+    throw outOfRange('maxBatch', 'an integer from 1 to 65536', maxBatch);
+  }
+}
+
 export abstract class PortBase extends EventEmitter {
   /** The socket's fd (-1 once closed). */
   abstract get fd(): number;
@@ -78,8 +89,47 @@ export abstract class PortBase extends EventEmitter {
   #closed = false;
   #ref = true;
   #publisher: StatsPublisher | null = null;
+  /** Depth of receive()/transmit()/commit() calls running now (a handler may call close()). */
+  #depth = 0;
+  #inReceive = false;
+  #inTransmit = false;
+  #closePending = false;
+  #watchPaused = false;
 
   get closed(): boolean { return this.#closed; }
+
+  /** Enter receive() (`tx` false) or transmit()/claim()/commit() (`tx` true). The same direction may not be
+   *  entered again from its own handler or filler (it would run the ring under itself); the other may: a receive
+   *  handler can send (forwarding). */
+  protected enter(tx: boolean): void {
+    this.checkOpen();
+    if (tx ? this.#inTransmit : this.#inReceive) {
+      throw new KbypassError('ERR_KBYPASS_REENTRANT',
+        `${tx ? 'transmit()/claim()/commit()' : 'receive()'} called from its own ${tx ? 'filler' : 'handler'}: the ring is being walked`);
+    }
+    if (tx) this.#inTransmit = true; else this.#inReceive = true;
+    this.#depth++;
+  }
+
+  /** Leave what enter() entered; the outermost leave runs a close() that a handler asked for. */
+  protected leave(tx: boolean): void {
+    if (tx) this.#inTransmit = false; else this.#inReceive = false;
+    if (--this.#depth === 0 && this.#closePending) {
+      this.#closePending = false;
+      this.closeKernel();
+    }
+  }
+
+  /** True while receive() is running (a handler is on the stack). */
+  protected get inReceive(): boolean { return this.#inReceive; }
+
+  /** Stop or restart watching the fd while the port knows there is nothing it can read (PACKET_MMAP: a held
+   *  block stops the walk, yet the socket stays readable). */
+  protected pauseWatch(paused: boolean): void {
+    if (this.#watchPaused === paused) return;
+    this.#watchPaused = paused;
+    if (this.#watch !== null) native().watchUpdate(this.#watch, paused ? 0 : WATCH_READABLE);
+  }
 
   /** The offset of the open claim, or -1. */
   protected claimed = -1;
@@ -111,7 +161,7 @@ export abstract class PortBase extends EventEmitter {
       this.#spin = setImmediate(this.#spinTurn);
       if (!this.#ref) this.#spin.unref();
     } else {
-      this.#watch = native().watch(this.fd, WATCH_READABLE, this.#onReadable);
+      this.#watch = native().watch(this.fd, this.#watchPaused ? 0 : WATCH_READABLE, this.#onReadable);
       if (!this.#ref) native().watchRef(this.#watch, false);
     }
     return this;
@@ -175,6 +225,11 @@ export abstract class PortBase extends EventEmitter {
     }
   };
 
+  /** Close the kernel side if this port is garbage-collected without close() (`release` must not hold the port). */
+  protected guardLeak(release: () => void): void {
+    leakGuard.register(this, release, this);
+  }
+
   /** Publish this port's statistics once a second for `kbypass stat` (stats-file.ts), until close(). Never
    *  throws: a directory that cannot be used only means nothing is published. */
   publishStats(dir?: string): this {
@@ -191,7 +246,10 @@ export abstract class PortBase extends EventEmitter {
     this.#publisher?.close();
     this.#publisher = null;
     this.#closed = true;
-    this.closeKernel();
+    leakGuard.unregister(this);
+    // From a handler or filler: the ring being walked stays mapped until that walk returns.
+    if (this.#depth > 0) this.#closePending = true;
+    else this.closeKernel();
     process.nextTick(() => this.emit('close'));
   }
 }

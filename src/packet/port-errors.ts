@@ -47,7 +47,7 @@ export function setupError(e: unknown, step: SetupStep, ctx: { ifname: string; q
   } else if (code === 'EBUSY' && step === 'xsk-bind') {
     advice = `queue ${ctx.queue} of ${ctx.ifname} is already bound by another AF_XDP socket (or one that was just closed is still being torn down)`;
   } else if (code === 'EBUSY' && step === 'xdp-attach') {
-    advice = `another XDP program is attached to ${ctx.ifname} (see \`ip link show ${ctx.ifname}\`); detach it, or use mode: 'packet'`;
+    advice = `another XDP program is attached to ${ctx.ifname} (by another process or thread: see \`ip link show ${ctx.ifname}\`); detach it, or use mode: 'packet'`;
   } else if (code === 'EINVAL' && step === 'xsk-bind' && ctx.rxQueues !== undefined && ctx.queue >= ctx.rxQueues) {
     advice = `${ctx.ifname} has ${ctx.rxQueues} receive queue(s): choose a queue below ${ctx.rxQueues}`;
   } else if (code === 'EOPNOTSUPP' && step === 'xsk-bind') {

@@ -8,6 +8,7 @@ import { interfaceInfo } from './interface';
 import { resolvePortOptions, type PortOptions } from './options';
 import { PacketPort } from './packet-port';
 import { XdpPort } from './xdp-port';
+import { XdpProgram } from './xdp-program';
 
 /** A port of either kind. */
 export type Port = XdpPort | PacketPort;
@@ -22,7 +23,10 @@ async function openXdp(o: ReturnType<typeof resolvePortOptions>, info: ReturnTyp
     try {
       return XdpPort.open(o, info);
     } catch (e) {
-      if ((e as { code?: string }).code !== 'EBUSY' || Date.now() >= deadline) throw e;
+      // Only the kernel's EBUSY from bind() can clear by itself (a socket closed just before, still being torn
+      // down); a queue held by this process, or another XDP program on the interface, will not.
+      const err = e as { code?: string; syscall?: string };
+      if (err.code !== 'EBUSY' || err.syscall !== 'bind' || XdpProgram.holds(info.index, o.queue) || Date.now() >= deadline) throw e;
       await sleep(wait);
     }
   }

@@ -14,7 +14,7 @@ import {
 } from '../native/binding';
 import type { InterfaceInfo } from './interface';
 import type { ResolvedPortOptions } from './options';
-import { PortBase, type FrameFiller, type FrameHandler, type PortStats } from './port-base';
+import { PortBase, checkBatch, type FrameFiller, type FrameHandler, type PortStats } from './port-base';
 import { isNotSupported, setupError } from './port-errors';
 import { Umem } from './umem';
 import {
@@ -64,6 +64,8 @@ export class XdpPort extends PortBase {
    *  #fillSize, so that returning each handled frame to FILL can never overflow it. */
   #rxOwned = 0;
   readonly #fillSize: number;
+  /** The largest frame to send: a UMEM frame, and no more than the interface's MTU plus the Ethernet header. */
+  readonly #maxFrame: number;
   /** Address of the frame being handled (for hold()), or -1 outside a handler. */
   #current = -1;
   #currentHeld = false;
@@ -94,6 +96,7 @@ export class XdpPort extends PortBase {
     this.#program = init.program;
     this.#needWakeup = init.o.needWakeup;
     this.#fillSize = init.fill?.size ?? 0;
+    this.#maxFrame = Math.min(init.umem.frameSize, init.info.mtu + 14);
     this.#rxOwned = init.rxOwned;
     this.#held = new Uint8Array(init.umem.frameCount);
     this.ifname = init.info.name;
@@ -126,10 +129,14 @@ export class XdpPort extends PortBase {
   static #open(o: ResolvedPortOptions, info: InterfaceInfo, zc: boolean, reason: string): XdpPort {
     const n = native();
     const ctx = { ifname: info.name, queue: o.queue, rxQueues: info.rxQueues, bytes: o.frameSize * o.frameCount };
+    if (o.rx) XdpProgram.check(info.name, info.index, o.queue, o.xdpMode); // before anything is made
     let umemBuf: ArrayBuffer;
     try { umemBuf = n.mmapAnon(o.frameSize * o.frameCount, o.lock ? MAP_LOCK : 0); } catch (e) { throw setupError(e, 'umem', ctx); }
     let fd = -1;
     let program: XdpProgram | null = null;
+    // Every mapping made so far: on failure they are unmapped at once, since a ring mapping keeps the socket (and
+    // its queue) alive and the UMEM stays pinned until then. None has reached user code yet.
+    const mapped: ArrayBuffer[] = [umemBuf];
     try {
       try { fd = n.xskSocket(); } catch (e) { throw setupError(e, 'xsk-socket', ctx); }
       try { n.xskUmemReg(fd, umemBuf, o.frameSize, 0); } catch (e) { throw setupError(e, 'umem', ctx); }
@@ -154,13 +161,18 @@ export class XdpPort extends PortBase {
         const map = (at: number, pgoff: number, size: number, entry: 8 | 16, producer: boolean) => {
           const offs = [off[at] ?? 0, off[at + 1] ?? 0, off[at + 2] ?? 0, off[at + 3] ?? 0] as const;
           const buf = n.mmapSocket(fd, offs[2] + size * entry, pgoff);
-          return new XskRing(buf, offs, size, entry, producer);
+          mapped.push(buf);
+          try {
+            return new XskRing(buf, offs, size, entry, producer);
+          } catch (e) {
+            throw new KbypassError('ERR_KBYPASS_LAYOUT', `the kernel's AF_XDP ring offsets do not fit its mapping: ${(e as Error).message}`);
+          }
         };
         fill = map(OFFSETS_FILL, XDP_UMEM_PGOFF_FILL_RING, fillSize, XDP_ADDR_BYTES, true);
         comp = map(OFFSETS_COMP, XDP_UMEM_PGOFF_COMPLETION_RING, compSize, XDP_ADDR_BYTES, false);
         if (o.rx) rx = map(OFFSETS_RX, XDP_PGOFF_RX_RING, o.rxRingSize, XDP_DESC_BYTES, false);
         if (o.tx) tx = map(OFFSETS_TX, XDP_PGOFF_TX_RING, o.txRingSize, XDP_DESC_BYTES, true);
-      } catch (e) { throw setupError(e, 'xsk-mmap', ctx); }
+      } catch (e) { throw (e as { code?: string }).code === 'ERR_KBYPASS_LAYOUT' ? e : setupError(e, 'xsk-mmap', ctx); }
 
       const umem = new Umem(umemBuf, o.frameSize, o.frameCount);
       // Stock the FILL ring before bind so the first packets have somewhere to go.
@@ -181,9 +193,18 @@ export class XdpPort extends PortBase {
       } catch (e) { throw setupError(e, 'xsk-bind', ctx); }
       const zeroCopy = (n.xskOptions(fd) & XDP_OPTIONS_ZEROCOPY) !== 0;
       if (o.rx) program = XdpProgram.attach(info.name, info.index, o.queue, info.rxQueues, fd, o.xdpMode);
-      return new XdpPort({ fd, umem, rx, fill, tx, comp, program, zeroCopy, reason, o, info, rxOwned: stock });
+      const port = new XdpPort({ fd, umem, rx, fill, tx, comp, program, zeroCopy, reason, o, info, rxOwned: stock });
+      const rings = mapped.slice(1);
+      const prog = program;
+      port.guardLeak(() => {
+        prog?.release();
+        for (const b of rings) n.unmapNow(b);
+        closeQuietly(fd);
+      });
+      return port;
     } catch (e) {
       program?.release();
+      for (const b of mapped) n.unmapNow(b);
       closeQuietly(fd);
       throw e;
     }
@@ -193,7 +214,16 @@ export class XdpPort extends PortBase {
   get freeFrames(): number { return this.#umem.freeFrames; }
 
   receive(handler: FrameHandler, maxBatch = 64): number {
-    this.checkOpen();
+    checkBatch(handler, 'handler', maxBatch);
+    this.enter(false);
+    try {
+      return this.#receive(handler, maxBatch);
+    } finally {
+      this.leave(false);
+    }
+  }
+
+  #receive(handler: FrameHandler, maxBatch: number): number {
     const rx = this.#rx;
     const fill = this.#fill;
     if (rx === null || fill === null) return 0;
@@ -213,7 +243,7 @@ export class XdpPort extends PortBase {
     let done = 0;
     let refill = 0;
     try {
-      for (; done < n; done++) {
+      while (done < n) {
         const d = ((base + done) & rmask) << 2;
         const addr = words[d + DESC_ADDR_LO] as number; // UMEMs are < 4 GiB: the high word is 0
         const len = words[d + DESC_LEN] as number;
@@ -221,6 +251,7 @@ export class XdpPort extends PortBase {
         this.#currentLen = len;
         this.#currentHeld = false;
         this.#rxBytes += len;
+        done++; // consumed, whatever the handler does
         try {
           handler(bytes, addr, len);
         } finally {
@@ -232,14 +263,14 @@ export class XdpPort extends PortBase {
             this.#rxOwned--;
           }
         }
+        if (this.closed) break; // the handler closed the port: stop here (the rings stay mapped until we return)
       }
     } finally {
-      if (done < n) done++; // the frame whose handler threw is consumed too
       this.#current = -1;
       this.#rxPackets += done;
       rx.release(done);
       if (refill > 0) fill.submit(refill);
-      if (this.#rxOwned < this.#fillSize) this.#topUpFill();
+      if (this.#rxOwned < this.#fillSize && !this.closed) this.#topUpFill();
     }
     return done;
   }
@@ -259,6 +290,7 @@ export class XdpPort extends PortBase {
     if (k > 0) {
       fill.submit(k);
       this.#rxOwned += k;
+      if (this.#needWakeup && fill.needsWakeup()) native().recvKick(this.#fd);
     }
   }
 
@@ -294,8 +326,10 @@ export class XdpPort extends PortBase {
     }
     this.#held[idx] = 0;
     this.#heldCount--;
+    if (idx === Math.floor(this.#current / this.#umem.frameSize)) this.#currentHeld = false; // hold, release, hold
     this.#umem.free(token);
-    if (!this.closed) this.#topUpFill();
+    // Inside a receive handler the batch's own refills are not yet published: receive() tops up after them.
+    if (!this.closed && !this.inReceive) this.#topUpFill();
   }
 
   /** Take the kernel's completed TX frames back onto the free list; returns how many. */
@@ -314,8 +348,17 @@ export class XdpPort extends PortBase {
   }
 
   transmit(fill: FrameFiller, maxBatch = 64): number {
-    this.checkOpen();
+    checkBatch(fill, 'fill', maxBatch);
     this.checkClaim();
+    this.enter(true);
+    try {
+      return this.#transmit(fill, maxBatch);
+    } finally {
+      this.leave(true);
+    }
+  }
+
+  #transmit(fill: FrameFiller, maxBatch: number): number {
     const tx = this.#tx;
     if (tx === null) return 0;
     this.reap();
@@ -324,7 +367,7 @@ export class XdpPort extends PortBase {
     if (n > 0) n = Math.min(n, tx.free(n));
     const words = tx.words;
     const bytes = umem.bytes;
-    const cap = umem.frameSize;
+    const cap = this.#maxFrame;
     let k = 0;
     let sent = 0;
     try {
@@ -351,16 +394,17 @@ export class XdpPort extends PortBase {
         tx.submit(sent);
         this.#txSubmitted += sent;
       }
+      if (!this.closed) this.flush(); // also when the filler threw: what was queued goes out
     }
-    this.flush();
     return sent;
   }
 
-  get txCapacity(): number { return this.#tx === null ? 0 : this.#umem.frameSize; }
+  get txCapacity(): number { return this.#tx === null ? 0 : this.#maxFrame; }
 
   claim(): number {
-    this.checkOpen();
     this.checkClaim();
+    this.enter(true);
+    this.leave(true);
     const tx = this.#tx;
     if (tx === null) return -1;
     if (this.#umem.freeFrames === 0) this.reap();
@@ -370,11 +414,12 @@ export class XdpPort extends PortBase {
   }
 
   commit(length: number): void {
-    this.checkOpen();
+    this.enter(true);
+    this.leave(true);
     const addr = this.claimedOrThrow();
     const tx = this.#tx as XskRing;
-    if (!Number.isInteger(length) || length < 1 || length > this.#umem.frameSize) {
-      throw outOfRange('length', `an integer from 1 to ${this.#umem.frameSize}`, length);
+    if (!Number.isInteger(length) || length < 1 || length > this.#maxFrame) {
+      throw outOfRange('length', `an integer from 1 to ${this.#maxFrame}`, length);
     }
     const s = tx.slot(0); // claim() checked there is a free slot, and nothing else produces into TX meanwhile
     tx.words[s + DESC_ADDR_LO] = addr;

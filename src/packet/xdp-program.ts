@@ -1,13 +1,15 @@
 /**
  * The XDP redirect program of an interface: one XSKMAP, one program (bpf_redirect_map on the packet's receive
- * queue, XDP_PASS when that queue has no socket) and one BPF link, shared by every AF_XDP port this process opens
- * on the interface and released with the last of them. The link detaches the program when it is closed, and the
+ * queue, XDP_PASS when that queue has no socket) and one BPF link, shared by every AF_XDP port this thread opens
+ * on the interface and released with the last of them. (Worker threads each have their own: the kernel allows one
+ * program per interface, so AF_XDP ports of one interface belong in one thread.) The link detaches the program when it is closed, and the
  * kernel closes it when the process dies, so nothing stays attached after us.
  */
 import {
   XDP_PROG_REDIRECT, native,
 } from '../native/binding';
 import { XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE } from './xdp-layout';
+import { SystemError } from '../errors';
 import { isNotSupported, setupError } from './port-errors';
 
 /** Where the program runs. */
@@ -45,6 +47,27 @@ export class XdpProgram {
     this.reason = a.reason;
   }
 
+  /** Refuse, before any socket exists, what attach() would refuse for this process's own reasons: the queue is
+   *  already one of ours, or our program on the interface runs in the other mode. */
+  static check(ifname: string, ifindex: number, queue: number, want: 'native' | 'skb' | 'auto'): void {
+    const a = attached.get(ifindex);
+    if (a === undefined) return;
+    if (want !== 'auto' && a.mode !== want) {
+      throw new SystemError('EBUSY', -16, 'bpf',
+        `xdp-attach: a port of this process (thread) already runs ${ifname}'s XDP program in ${a.mode} mode: ` +
+        `use xdpMode: '${a.mode}' or 'auto' for its other queues`);
+    }
+    if (a.queues.has(queue)) {
+      throw new SystemError('EBUSY', -16, 'bind',
+        `xsk-bind: queue ${queue} of ${ifname} is already bound by a port of this process (thread): close that one first`);
+    }
+  }
+
+  /** True when a port of this process (thread) has `queue` of `ifindex`. */
+  static holds(ifindex: number, queue: number): boolean {
+    return attached.get(ifindex)?.queues.has(queue) === true;
+  }
+
   /**
    * Attach (or reuse) the program on `ifindex` and put `xskFd` at `queue` in its map.
    * `want`: 'native', 'skb', or 'auto' (native, then skb when the driver refuses).
@@ -52,13 +75,8 @@ export class XdpProgram {
   static attach(ifname: string, ifindex: number, queue: number, rxQueues: number, xskFd: number,
     want: 'native' | 'skb' | 'auto'): XdpProgram {
     const n = native();
+    XdpProgram.check(ifname, ifindex, queue, want);
     let a = attached.get(ifindex);
-    if (a !== undefined && want !== 'auto' && a.mode !== want) {
-      throw setupError({ code: 'EBUSY', errno: -16, syscall: 'bpf' }, 'xdp-attach', { ifname, queue });
-    }
-    if (a !== undefined && a.queues.has(queue)) {
-      throw setupError({ code: 'EBUSY', errno: -16, syscall: 'bind' }, 'xsk-bind', { ifname, queue });
-    }
     if (a === undefined) {
       let mapFd = -1;
       let progFd = -1;
