@@ -3,6 +3,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { nodeIn, runIn } from '../../bench/packet/testbed';
@@ -30,4 +31,12 @@ main(process.argv[1]).then((r) => console.log(JSON.stringify({ frames: r.frames,
   assert.match(r.stdout, new RegExp(`^receiving on ${tb.ifB} via xdp\\n`));
   const result = JSON.parse(r.stdout.split('\n')[1] ?? '') as { frames: number; sent: number; rx: number; tx: number };
   assert.deepEqual(result, { frames: 1000, sent: 8, rx: 1000, tx: 8 });
+});
+
+test('kbypass/packet loads as an ES module with the same exports', () => {
+  const code = "import { openPort, XdpPort, PacketPort, interfaceInfo } from 'kbypass/packet'; import cjs from 'kbypass/packet';" +
+    "console.log([typeof openPort, typeof XdpPort, typeof PacketPort, interfaceInfo('lo').name, openPort === cjs.openPort].join(' '));";
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: root, encoding: 'utf8', timeout: 15_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'function function function lo true\n');
 });
