@@ -11,7 +11,7 @@ import { KbypassError, invalidArgType, outOfRange } from '../errors';
 import { native } from '../native/binding';
 import type { InterfaceInfo } from './interface';
 import type { ResolvedPortOptions } from './options';
-import { PortBase, checkBatch, type FrameFiller, type FrameHandler, type PortStats } from './port-base';
+import { PortBase, type FrameFiller, type FrameHandler, type PortStats } from './port-base';
 import { setupError } from './port-errors';
 import {
   BLOCK_DESC_BYTES, BLOCK_FIRST_PKT, BLOCK_NUM_PKTS, BLOCK_STATUS, ETH_P_ALL, FANOUT_TYPES, MIN_TX_FRAME,
@@ -166,17 +166,7 @@ export class PacketPort extends PortBase {
     }
   }
 
-  receive(handler: FrameHandler, maxBatch = 64): number {
-    checkBatch(handler, 'handler', maxBatch);
-    this.enter(false);
-    try {
-      return this.#receive(handler, maxBatch);
-    } finally {
-      this.leave(false);
-    }
-  }
-
-  #receive(handler: FrameHandler, maxBatch: number): number {
+  protected rxBatch(handler: FrameHandler, maxBatch: number): number {
     if (!this.#rx) return 0;
     const u32 = this.#u32;
     const u16 = this.#u16;
@@ -293,18 +283,7 @@ export class PacketPort extends PortBase {
 
   #slot(i: number): number { return this.#rxBytesTotal + i * this.txFrameSize; }
 
-  transmit(fill: FrameFiller, maxBatch = 64): number {
-    checkBatch(fill, 'fill', maxBatch);
-    this.checkClaim();
-    this.enter(true);
-    try {
-      return this.#transmit(fill, maxBatch);
-    } finally {
-      this.leave(true);
-    }
-  }
-
-  #transmit(fill: FrameFiller, maxBatch: number): number {
+  protected txBatch(fill: FrameFiller, maxBatch: number): number {
     if (!this.#tx) return 0;
     this.reap();
     const u32 = this.#u32;

@@ -51,7 +51,7 @@ export interface StartOptions {
 const leakGuard = new FinalizationRegistry<() => void>((release) => { try { release(); } catch { /* best effort */ } });
 
 /** Checks shared by receive() and transmit(): a function and a batch size. Throws Node's codes. */
-export function checkBatch(fn: unknown, name: string, maxBatch: unknown): void {
+function checkBatch(fn: unknown, name: string, maxBatch: unknown): void {
   if (typeof fn !== 'function') throw invalidArgType(name, 'of type function', fn);
   if (typeof maxBatch !== 'number' || !Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 65536) {
     throw outOfRange('maxBatch', 'an integer from 1 to 65536', maxBatch);
@@ -61,8 +61,33 @@ export function checkBatch(fn: unknown, name: string, maxBatch: unknown): void {
 export abstract class PortBase extends EventEmitter {
   /** The socket's fd (-1 once closed). */
   abstract get fd(): number;
-  abstract receive(handler: FrameHandler, maxBatch?: number): number;
-  abstract transmit(fill: FrameFiller, maxBatch?: number): number;
+  /** The ring walk of receive(), inside its guards. */
+  protected abstract rxBatch(handler: FrameHandler, maxBatch: number): number;
+  /** The ring walk of transmit(), inside its guards. */
+  protected abstract txBatch(fill: FrameFiller, maxBatch: number): number;
+
+  /** Busy-poll: `handler(bytes, offset, length)` for up to `maxBatch` frames waiting now; returns how many. */
+  receive(handler: FrameHandler, maxBatch = 64): number {
+    checkBatch(handler, 'handler', maxBatch);
+    this.enter(false);
+    try {
+      return this.rxBatch(handler, maxBatch);
+    } finally {
+      this.leave(false);
+    }
+  }
+
+  /** `fill(bytes, offset, capacity)` → length for up to `maxBatch` frames, sent as one batch; returns how many. */
+  transmit(fill: FrameFiller, maxBatch = 64): number {
+    checkBatch(fill, 'fill', maxBatch);
+    this.checkClaim();
+    this.enter(true);
+    try {
+      return this.txBatch(fill, maxBatch);
+    } finally {
+      this.leave(true);
+    }
+  }
   /** Claim one TX frame to write in place: its offset in `port.bytes` (room: `txCapacity` bytes), or -1 when
    *  none is free (back-pressure: reap, flush, or wait). One claim at a time; commit() or abort() it. */
   abstract claim(): number;

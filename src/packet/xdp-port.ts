@@ -14,7 +14,7 @@ import {
 } from '../native/binding';
 import type { InterfaceInfo } from './interface';
 import type { ResolvedPortOptions } from './options';
-import { PortBase, checkBatch, type FrameFiller, type FrameHandler, type PortStats } from './port-base';
+import { PortBase, type FrameFiller, type FrameHandler, type PortStats } from './port-base';
 import { isNotSupported, setupError } from './port-errors';
 import { Umem } from './umem';
 import {
@@ -213,17 +213,7 @@ export class XdpPort extends PortBase {
   /** Frames on the UMEM's free list (available to transmit()). */
   get freeFrames(): number { return this.#umem.freeFrames; }
 
-  receive(handler: FrameHandler, maxBatch = 64): number {
-    checkBatch(handler, 'handler', maxBatch);
-    this.enter(false);
-    try {
-      return this.#receive(handler, maxBatch);
-    } finally {
-      this.leave(false);
-    }
-  }
-
-  #receive(handler: FrameHandler, maxBatch: number): number {
+  protected rxBatch(handler: FrameHandler, maxBatch: number): number {
     const rx = this.#rx;
     const fill = this.#fill;
     if (rx === null || fill === null) return 0;
@@ -347,18 +337,7 @@ export class XdpPort extends PortBase {
     return n;
   }
 
-  transmit(fill: FrameFiller, maxBatch = 64): number {
-    checkBatch(fill, 'fill', maxBatch);
-    this.checkClaim();
-    this.enter(true);
-    try {
-      return this.#transmit(fill, maxBatch);
-    } finally {
-      this.leave(true);
-    }
-  }
-
-  #transmit(fill: FrameFiller, maxBatch: number): number {
+  protected txBatch(fill: FrameFiller, maxBatch: number): number {
     const tx = this.#tx;
     if (tx === null) return 0;
     this.reap();
