@@ -32,16 +32,18 @@ for (const xdpMode of ['native', 'skb'] as const) {
   });
 }
 
-test('AF_XDP with event-loop delivery (port.start) receives every frame', async (t) => {
-  const tb = testbedFor(t);
-  if (tb === null) return;
-  const { rx } = await sendAndReceive(tb,
-    { port: { ifname: tb.ifB, mode: 'xdp', tx: false }, expect: COUNT, seconds: 30, event: true },
-    { port: { ifname: tb.ifA, mode: 'packet', rx: false }, payload: 64, count: COUNT, pps: 100_000 });
-  assert.equal(rx.ours, COUNT);
-  assert.equal(rx.missing, 0);
-  assert.equal(dropTotal(rx.stats), 0);
-});
+for (const busyPoll of [false, true]) {
+  test(`AF_XDP with event-loop delivery (port.start${busyPoll ? ', busyPoll' : ''}) receives every frame`, async (t) => {
+    const tb = testbedFor(t);
+    if (tb === null) return;
+    const { rx } = await sendAndReceive(tb,
+      { port: { ifname: tb.ifB, mode: 'xdp', tx: false }, expect: COUNT, seconds: 30, event: true, busyPoll },
+      { port: { ifname: tb.ifA, mode: 'packet', rx: false }, payload: 64, count: COUNT, pps: 100_000 });
+    assert.equal(rx.ours, COUNT);
+    assert.equal(rx.missing, 0);
+    assert.equal(dropTotal(rx.stats), 0);
+  });
+}
 
 test('AF_XDP held frames keep their bytes while later frames arrive, until released', async (t) => {
   const tb = testbedFor(t);
