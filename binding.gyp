@@ -42,12 +42,6 @@
       "type": "executable",
       "defines": ["_GNU_SOURCE"],
       "sources": ["native/floor/xdp-floor.c", "native/xsk.c"]
-    },
-    {
-      "target_name": "kbypass-xdp-gen",
-      "type": "executable",
-      "defines": ["_GNU_SOURCE"],
-      "sources": ["native/floor/xdp-gen.c", "native/xsk.c"]
     }
   ]
 }

@@ -17,7 +17,7 @@ enum kb_xdp_prog {
   KB_XDP_PROG_REDIRECT = 0, /* bpf_redirect_map(xskmap, rx_queue_index, XDP_PASS): a queue with no socket passes */
   KB_XDP_PROG_DROP = 1,     /* XDP_DROP everything (a sink for benchmarks; gives veth its NAPI) */
   KB_XDP_PROG_PASS = 2,     /* XDP_PASS everything (gives veth its NAPI, changes nothing else) */
-  KB_XDP_PROG_REDIRECT_IF = 3, /* bpf_redirect(arg = ifindex, 0): the traffic generator's program (xdp-gen.c) */
+  KB_XDP_PROG_REDIRECT_IF = 3, /* bpf_redirect(arg = ifindex, 0): the traffic generator's program (xdp-floor.c gen) */
 };
 
 /* The ring ids used by kb_xsk_ring_* and the ABI (binding.ts XSK_RING_*). */

@@ -3,8 +3,8 @@
  * the run (testbed.ts), receiving and sending, on four paths (protocol.ts): AF_XDP in TypeScript, PACKET_MMAP in
  * TypeScript, node:dgram, and the C floor on the same AF_XDP set-up, in one run.
  *
- * RX: the C floor floods from nsA (AF_XDP TX, as fast as the kernel takes it) while the path under test receives
- * in nsB; the rate counts from the first packet for `seconds`. AF_XDP receivers get the redirect program in
+ * RX: the C floor's generator (`kbypass-xdp-floor gen`: BPF_PROG_TEST_RUN with live frames) floods from nsA while
+ * the path under test receives in nsB; the rate counts from the first packet for `seconds`. AF_XDP receivers get the redirect program in
  * native mode on nsB's veth; PACKET_MMAP and node:dgram see the same flood through the kernel's stack.
  * TX: the path under test sends from nsA as fast as it can for `seconds`; nsB's veth drops every frame in an
  * XDP program (native mode), so the link is never the limit; the rate is frames the kernel completed.
@@ -34,7 +34,6 @@ export interface PacketReport {
 
 const root = path.resolve(__dirname, '..', '..', '..');
 const FLOOR = path.join(root, 'build', 'Release', 'kbypass-xdp-floor');
-const GEN = path.join(root, 'build', 'Release', 'kbypass-xdp-gen');
 const RX_CHILD = path.join(__dirname, 'peer-rx.js');
 const TX_CHILD = path.join(__dirname, 'peer-tx.js');
 const SINK_CHILD = path.join(__dirname, 'sink.js');
@@ -78,7 +77,7 @@ async function rxTrial(tb: Testbed, p: PacketPath, seconds: number): Promise<num
   try {
     if (p === 'xdp-c') await new Promise((r) => setTimeout(r, 500)); // the floor prints nothing until done
     else await receiver.nextJson(15_000);
-    sender = runIn(tb.nsA, GEN, ['--if', tb.ifA, '--seconds', String(seconds + 12), ...frameArgs(tb)], { timeoutMs: (seconds + 30) * 1000 });
+    sender = runIn(tb.nsA, FLOOR, ['gen', '--if', tb.ifA, '--seconds', String(seconds + 12), ...frameArgs(tb)], { timeoutMs: (seconds + 30) * 1000 });
     return await resultOf(receiver, `rx ${p}`, (seconds + 15) * 1000);
   } finally {
     sender?.kill('SIGKILL');

@@ -26,6 +26,14 @@
  *       XDP_MAX_TX_SKB_BUDGET (Linux >= 6.17) to the TX ring size so one kick may send a whole ring instead of 32
  *       frames (--tx-budget N to choose, 0 to leave the kernel's 32; ignored on kernels without the option).
  *
+ *   kbypass-xdp-floor gen --if IFNAME [--seconds 5] --src-mac M --dst-mac M --src-ip A --dst-ip A
+ *                         [--src-port 9000] [--dst-port 9001] [--payload 64]
+ *       The flood source of the RX figures, xdp-trafficgen's method: the REDIRECT_IF program (bpf_redirect to
+ *       IFNAME) run by BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES on the frame tx builds, 65536 runs per
+ *       call. Each run really transmits the frame, as an xdp_frame: no skb, no socket. On a veth the peer must
+ *       have XDP or GRO on to take xdp_frames. The frames are all the same (sequence number 0). Its JSON line has
+ *       "mode":"gen", "xdpMode":"none" and no "stats".
+ *
  * stdout, one line at the end (also after SIGINT/SIGTERM):
  *   {"mode":"rx"|"tx","xdpMode":"native"|"skb"|"none","packets":N,"bytes":N,"seconds":S,"pps":X,
  *    "stats":{"rx_dropped":N,"rx_invalid_descs":N,"tx_invalid_descs":N,"rx_ring_full":N,
@@ -84,6 +92,8 @@ static void usage(void) {
         "  " PROG " tx --if IFNAME [--queue 0] [--mode skb|native] [--seconds 5] [--count N]\n"
         "      --src-mac M --dst-mac M --src-ip A --dst-ip A [--src-port 9000] [--dst-port 9001]\n"
         "      [--payload 64] [--batch 64] [--frames 4096] [--frame-size 2048] [--ring 4096] [--tx-budget RING]\n"
+        "  " PROG " gen --if IFNAME [--seconds 5] --src-mac M --dst-mac M --src-ip A --dst-ip A\n"
+        "      [--src-port 9000] [--dst-port 9001] [--payload 64]\n"
         "  --tx-budget: frames one sendto() may send, 32..ring (default: the ring size, as the library sets it;\n"
         "      0 = leave the kernel's 32)\n"
         "  --frame-size: power of two 2048..4096; --ring: power of two 64..65536; --batch 1..1024;\n"
@@ -632,6 +642,37 @@ static int cmd_tx(int argc, char **argv) {
   return 0;
 }
 
+/* gen: see the file header. */
+static int cmd_gen(int argc, char **argv) {
+  struct opts o;
+  parse_opts(1, argc, argv, &o);
+  uint8_t frame[HDRS + MAX_PAYLOAD];
+  const uint32_t len = build_frame(&o, frame);
+  int prog = load_prog(KB_XDP_PROG_REDIRECT_IF, (int)o.ifindex);
+  fprintf(stderr, PROG ": gen: redirecting to %s with BPF_PROG_TEST_RUN (live frames)\n", o.ifname);
+  const uint32_t repeat = 65536;
+  uint64_t packets = 0, last_packets = 0;
+  const uint64_t t0 = now_ns(), end = t0 + (uint64_t)(o.seconds * 1e9);
+  uint64_t t = t0, last_t = t0;
+  while (!stop_requested && t < end) {
+    check(kb_xdp_run_live(prog, frame, len, repeat, o.batch), "running the generator program");
+    packets += repeat;
+    t = now_ns();
+    if (t - last_t >= 1000000000ull) {
+      double dt = (double)(t - last_t) / 1e9;
+      fprintf(stderr, PROG ": gen: %.3f Mpps\n", (double)(packets - last_packets) / dt / 1e6);
+      last_t = t, last_packets = packets;
+    }
+  }
+  const double seconds = (double)(t - t0) / 1e9;
+  printf("{\"mode\":\"gen\",\"xdpMode\":\"none\",\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
+         ",\"seconds\":%.6f,\"pps\":%.1f}\n",
+         packets, packets * len, seconds, seconds > 0 ? (double)packets / seconds : 0.0);
+  fflush(stdout);
+  close(prog);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) usage();
   struct sigaction sa;
@@ -643,6 +684,7 @@ int main(int argc, char **argv) {
   setvbuf(stderr, NULL, _IOLBF, 0);
   if (strcmp(argv[1], "rx") == 0) return cmd_rx(argc - 2, argv + 2);
   if (strcmp(argv[1], "tx") == 0) return cmd_tx(argc - 2, argv + 2);
+  if (strcmp(argv[1], "gen") == 0) return cmd_gen(argc - 2, argv + 2);
   usage();
   return 2;
 }

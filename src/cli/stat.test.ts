@@ -38,7 +38,7 @@ function xdpStats(n: number): PortStats {
 function packetStats(n: number): PortStats {
   return {
     rxPackets: n, rxBytes: n * 100, txSubmitted: 0, txCompleted: 0, txBytes: 0, held: 0,
-    drops: { tpDrops: 0, txWrongFormat: 0 }, kernel: { tpPackets: n + 4, tpDrops: 0, tpFreezeQCnt: 0 },
+    drops: { tpDrops: 0 }, kernel: { tpPackets: n + 4, tpDrops: 0, tpFreezeQCnt: 0 },
   };
 }
 

@@ -5,10 +5,10 @@
  * (/sys/class/net/IF/statistics) next to the ports on it. The files of processes that have exited are removed.
  * Exit codes: 0 done, 1 failed, 2 bad usage.
  */
-import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KbypassError, SystemError } from '../errors';
+import { KbypassError } from '../errors';
+import { interfaceCounters } from '../packet/interface';
 import { readPublishedPorts, statsDir, type PublishedPort } from '../packet/stats-file';
 
 /** The most samples one run takes (`--count`; also the bound of `--interval` without `--count`). */
@@ -136,29 +136,6 @@ export interface StatSample {
   readonly removed: number;
 }
 
-/** Read an interface's counters; ENODEV when it does not exist. */
-export function readInterfaceCounters(ifname: string): Record<string, number> {
-  const dir = `/sys/class/net/${ifname}/statistics`;
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === 'ENOENT') {
-      throw new SystemError('ENODEV', -19, 'opendir', `no network interface named '${ifname}' in this network namespace (see \`ip link show\`)`);
-    }
-    throw e;
-  }
-  const out: Record<string, number> = {};
-  for (const name of names.sort().slice(0, 128)) {
-    try {
-      const v = Number(fs.readFileSync(`${dir}/${name}`, 'utf8').trim());
-      if (Number.isFinite(v)) out[name] = v;
-    } catch { /* some drivers refuse a counter (EOPNOTSUPP): leave it out */ }
-  }
-  return out;
-}
-
 interface Prev { updatedAt: number; startedAt: number; rx: number; tx: number; rxPps: number | null; txPps: number | null }
 
 /** Takes samples and remembers the previous one for rates. */
@@ -207,7 +184,7 @@ export class StatSampler {
     const removed = all.length - all.filter((p) => p.alive).length;
     if (this.#ifname === null) return { time, ports, removed };
     const at = process.hrtime.bigint();
-    const counters = readInterfaceCounters(this.#ifname);
+    const counters = interfaceCounters(this.#ifname);
     let rates: Record<string, number> | null = null;
     if (this.#prevIf !== null) {
       const dt = Number(at - this.#prevIf.at) / 1e9;

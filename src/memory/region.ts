@@ -34,13 +34,18 @@ export interface Region {
   fd: number;
 }
 
+/** "RLIMIT_MEMLOCK is N bytes (hard limit M bytes)", for messages about memory that could not be pinned. */
+export function memlockLimitText(): string {
+  const [soft, hard] = native().memlockLimit();
+  const show = (n: number) => (n < 0 ? 'unlimited' : `${n} bytes`);
+  return `RLIMIT_MEMLOCK is ${show(soft)} (hard limit ${show(hard)})`;
+}
+
 function rethrow(e: unknown, size: number, opts: RegionOptions): never {
   const err = e as { code?: string; errno?: number; syscall?: string; message?: string };
   if (err.syscall === 'mlock' && (err.code === 'ENOMEM' || err.code === 'EPERM')) {
-    const [soft, hard] = native().memlockLimit();
-    const show = (n: number) => (n < 0 ? 'unlimited' : `${n} bytes`);
     throw new SystemError(err.code, err.errno ?? 0, 'mlock',
-      `cannot lock ${size} bytes in memory: RLIMIT_MEMLOCK is ${show(soft)} (hard limit ${show(hard)}). ` +
+      `cannot lock ${size} bytes in memory: ${memlockLimitText()}. ` +
       'Raise it with `ulimit -l` (or LimitMEMLOCK= in a systemd unit, --ulimit memlock= in Docker), or set lock: false.');
   }
   if (opts.hugePages && (err.code === 'ENOMEM' || err.code === 'EINVAL') && err.syscall !== 'mlock') {

@@ -41,13 +41,25 @@ export function interfaceInfo(name: string): InterfaceInfo {
   return { name, index, rxQueues, mac, mtu };
 }
 
-/** The interface's own counters (/sys/class/net/IF/statistics: rx_packets, rx_dropped, tx_dropped, …), by name;
- *  empty when sysfs does not show it (another network namespace's sysfs, or no such interface). */
+/** The interface's own counters (/sys/class/net/IF/statistics: rx_packets, rx_dropped, tx_dropped, …), by name.
+ *  ENODEV when sysfs has no such interface (in this network namespace); a counter the driver refuses is left out. */
 export function interfaceCounters(name: string): Record<string, number> {
-  const out: Record<string, number> = {};
   const dir = `/sys/class/net/${name}/statistics`;
+  let names: string[];
   try {
-    for (const f of fs.readdirSync(dir)) out[f] = Number(fs.readFileSync(`${dir}/${f}`, 'utf8'));
-  } catch { /* none */ }
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') {
+      throw new SystemError('ENODEV', -19, 'opendir', `no network interface named '${name}' in this network namespace (see \`ip link show\`)`);
+    }
+    throw e;
+  }
+  const out: Record<string, number> = {};
+  for (const f of names.sort().slice(0, 128)) {
+    try {
+      const v = Number(fs.readFileSync(`${dir}/${f}`, 'utf8').trim());
+      if (Number.isFinite(v)) out[f] = v;
+    } catch { /* some drivers refuse a counter (EOPNOTSUPP) */ }
+  }
   return out;
 }

@@ -18,7 +18,7 @@ import {
   PACKET_FANOUT, PACKET_FANOUT_FLAG_DEFRAG, PACKET_LOSS, PACKET_FANOUT_FLAG_ROLLOVER, PACKET_QDISC_BYPASS, PACKET_RX_RING,
   PACKET_TX_RING, PACKET_VERSION, PKT_HDR_BYTES, PKT_LEN, PKT_MAC, PKT_NEXT, PKT_NSEC, PKT_SEC, PKT_SNAPLEN, PKT_STATUS,
   RX_FRAME_SIZE, TPACKET_V3, TP_STATUS_AVAILABLE, TP_STATUS_KERNEL, TP_STATUS_SEND_REQUEST, TP_STATUS_USER,
-  TP_STATUS_WRONG_FORMAT, TX_DATA_OFFSET,
+  TX_DATA_OFFSET,
 } from './tpacket-layout';
 
 const EAGAIN = 11;
@@ -39,6 +39,7 @@ export class PacketPort extends PortBase {
   readonly blockSize: number;
   readonly blockCount: number;
   readonly txFrameSize: number;
+  /** TX slots in the ring: the txFrameCount asked for, rounded up to whole page-multiple blocks. */
   readonly txFrameCount: number;
 
   #fd: number;
@@ -70,14 +71,13 @@ export class PacketPort extends PortBase {
   #txSubmitted = 0;
   #txCompleted = 0;
   #txBytes = 0;
-  #txRejected = 0;
   #txErrno = 0;
   readonly #statsBuf = new Float64Array(3);
   #kPackets = 0;
   #kDrops = 0;
   #kFreeze = 0;
 
-  private constructor(fd: number, buffer: ArrayBuffer, o: ResolvedPortOptions, info: InterfaceInfo) {
+  private constructor(fd: number, buffer: ArrayBuffer, o: ResolvedPortOptions, info: InterfaceInfo, txFrames: number) {
     super();
     this.#fd = fd;
     this.bytes = new Uint8Array(buffer);
@@ -94,7 +94,7 @@ export class PacketPort extends PortBase {
     this.blockCount = o.rx ? o.blockCount : 0;
     this.#rxBytesTotal = this.blockSize * this.blockCount;
     this.txFrameSize = o.tx ? o.txFrameSize : 0;
-    this.txFrameCount = o.tx ? o.txFrameCount : 0;
+    this.txFrameCount = txFrames;
     this.#blockHolds = new Int32Array(this.blockCount);
     this.#blockDone = new Uint8Array(this.blockCount);
   }
@@ -110,6 +110,7 @@ export class PacketPort extends PortBase {
     try {
       try { fd = n.packetSocket(0); } catch (e) { throw setupError(e, 'packet-socket', ctx); }
       let size = 0;
+      let txFrames = 0;
       try {
         n.packetSetInt(fd, PACKET_VERSION, TPACKET_V3);
         // A frame the kernel refuses would otherwise stop its TX head on that slot for good; lengths are checked
@@ -125,7 +126,8 @@ export class PacketPort extends PortBase {
           const block = Math.max(PAGE, o.txFrameSize);
           const perBlock = block / o.txFrameSize;
           const blocks = Math.ceil(o.txFrameCount / perBlock);
-          n.packetRing(fd, PACKET_TX_RING, Int32Array.of(block, blocks, o.txFrameSize, blocks * perBlock, 0, 0, 0));
+          txFrames = blocks * perBlock;
+          n.packetRing(fd, PACKET_TX_RING, Int32Array.of(block, blocks, o.txFrameSize, txFrames, 0, 0, 0));
           size += block * blocks;
         }
       } catch (e) { throw setupError(e, 'packet-ring', { ...ctx, bytes: size }); }
@@ -142,8 +144,7 @@ export class PacketPort extends PortBase {
         const type = FANOUT_TYPES[f.type] | (f.defrag ? PACKET_FANOUT_FLAG_DEFRAG : 0) | (f.rollover ? PACKET_FANOUT_FLAG_ROLLOVER : 0);
         try { n.packetSetInt(fd, PACKET_FANOUT, f.id | (type << 16)); } catch (e) { throw setupError(e, 'packet-fanout', ctx); }
       }
-      const port = new PacketPort(fd, buf, o, info);
-      if (o.tx) port.txFrameCountActual = Math.ceil(o.txFrameCount / (Math.max(PAGE, o.txFrameSize) / o.txFrameSize)) * (Math.max(PAGE, o.txFrameSize) / o.txFrameSize);
+      const port = new PacketPort(fd, buf, o, info, txFrames);
       const ring = buf;
       port.guardLeak(() => { n.unmapNow(ring); n.close(fd); });
       return port;
@@ -153,9 +154,6 @@ export class PacketPort extends PortBase {
       throw e;
     }
   }
-
-  /** TX slots really in the ring (the request is rounded up to whole blocks). */
-  txFrameCountActual = 0;
 
   #releaseBlock(b: number): void {
     this.#blockDone[b] = 0;
@@ -257,23 +255,15 @@ export class PacketPort extends PortBase {
     if (left === 0 && this.#blockDone[b] === 1 && !this.closed) this.#releaseBlock(b);
   }
 
-  /** Count TX slots the kernel has finished with; returns how many. */
+  /** Count TX slots the kernel has finished with (AVAILABLE again: sent, or, with PACKET_LOSS, refused); returns
+   *  how many. */
   reap(): number {
     if (!this.#tx || this.closed) return 0;
     const u32 = this.#u32;
     let n = 0;
     while (this.#txInFlight > 0) {
-      const at = (this.#slot(this.#txTail) + PKT_STATUS) >> 2;
-      const st = Atomics.load(u32, at);
-      if (st === TP_STATUS_AVAILABLE) {
-        // sent
-      } else if (st === TP_STATUS_WRONG_FORMAT) {
-        this.#txRejected++;
-        Atomics.store(u32, at, TP_STATUS_AVAILABLE);
-      } else {
-        break;
-      }
-      this.#txTail = this.#txTail + 1 === this.txFrameCountActual ? 0 : this.#txTail + 1;
+      if (Atomics.load(u32, (this.#slot(this.#txTail) + PKT_STATUS) >> 2) !== TP_STATUS_AVAILABLE) break;
+      this.#txTail = this.#txTail + 1 === this.txFrameCount ? 0 : this.#txTail + 1;
       this.#txInFlight--;
       n++;
     }
@@ -288,7 +278,7 @@ export class PacketPort extends PortBase {
     this.reap();
     const u32 = this.#u32;
     const cap = this.txCapacity;
-    const total = this.txFrameCountActual;
+    const total = this.txFrameCount;
     let k = 0;
     try {
       while (k < maxBatch && this.#txInFlight < total) {
@@ -318,12 +308,11 @@ export class PacketPort extends PortBase {
   get txCapacity(): number { return this.#tx ? Math.min(this.txFrameSize - TX_DATA_OFFSET, this.#mtu + 14) : 0; }
 
   claim(): number {
+    this.checkTx();
     this.checkClaim();
-    this.enter(true);
-    this.leave(true);
     if (!this.#tx) return -1;
-    if (this.#txInFlight >= this.txFrameCountActual) this.reap();
-    if (this.#txInFlight >= this.txFrameCountActual) return -1;
+    if (this.#txInFlight >= this.txFrameCount) this.reap();
+    if (this.#txInFlight >= this.txFrameCount) return -1;
     const slot = this.#slot(this.#txHead);
     if (Atomics.load(this.#u32, (slot + PKT_STATUS) >> 2) !== TP_STATUS_AVAILABLE) return -1;
     this.claimed = slot + TX_DATA_OFFSET;
@@ -331,8 +320,7 @@ export class PacketPort extends PortBase {
   }
 
   commit(length: number): void {
-    this.enter(true);
-    this.leave(true);
+    this.checkTx();
     const at = this.claimedOrThrow();
     const cap = this.txCapacity;
     if (!Number.isInteger(length) || length < MIN_TX_FRAME || length > cap) {
@@ -342,7 +330,7 @@ export class PacketPort extends PortBase {
     this.#u32[(slot + PKT_LEN) >> 2] = length;
     this.#u32[(slot + PKT_SNAPLEN) >> 2] = length;
     Atomics.store(this.#u32, (slot + PKT_STATUS) >> 2, TP_STATUS_SEND_REQUEST);
-    this.#txHead = this.#txHead + 1 === this.txFrameCountActual ? 0 : this.#txHead + 1;
+    this.#txHead = this.#txHead + 1 === this.txFrameCount ? 0 : this.#txHead + 1;
     this.#txInFlight++;
     this.#txBytes += length;
     this.#txSubmitted++;
@@ -382,7 +370,7 @@ export class PacketPort extends PortBase {
       txCompleted: this.#txCompleted,
       txBytes: this.#txBytes,
       held: this.#heldTokens.size,
-      drops: { tpDrops: this.#kDrops, txWrongFormat: this.#txRejected },
+      drops: { tpDrops: this.#kDrops },
       // tp_packets counts the dropped packets too (the kernel adds tp_drops before reporting)
       kernel: { tpPackets: this.#kPackets, tpDrops: this.#kDrops, tpFreezeQCnt: this.#kFreeze },
     };

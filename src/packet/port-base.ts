@@ -114,8 +114,7 @@ export abstract class PortBase extends EventEmitter {
   #closed = false;
   #ref = true;
   #publisher: StatsPublisher | null = null;
-  /** Depth of receive()/transmit()/commit() calls running now (a handler may call close()). */
-  #depth = 0;
+  /** receive() / transmit() is running now (a handler or filler is on the stack). */
   #inReceive = false;
   #inTransmit = false;
   #closePending = false;
@@ -123,26 +122,33 @@ export abstract class PortBase extends EventEmitter {
 
   get closed(): boolean { return this.#closed; }
 
-  /** Enter receive() (`tx` false) or transmit()/claim()/commit() (`tx` true). The same direction may not be
-   *  entered again from its own handler or filler (it would run the ring under itself); the other may: a receive
-   *  handler can send (forwarding). */
+  static #reentrant(tx: boolean): KbypassError {
+    return new KbypassError('ERR_KBYPASS_REENTRANT',
+      `${tx ? 'transmit()/claim()/commit()' : 'receive()'} called from its own ${tx ? 'filler' : 'handler'}: the ring is being walked`);
+  }
+
+  /** Enter receive() (`tx` false) or transmit() (`tx` true). The same direction may not be entered again from
+   *  its own handler or filler (it would walk the ring under itself); the other may: a receive handler can send
+   *  (forwarding). */
   protected enter(tx: boolean): void {
     this.checkOpen();
-    if (tx ? this.#inTransmit : this.#inReceive) {
-      throw new KbypassError('ERR_KBYPASS_REENTRANT',
-        `${tx ? 'transmit()/claim()/commit()' : 'receive()'} called from its own ${tx ? 'filler' : 'handler'}: the ring is being walked`);
-    }
+    if (tx ? this.#inTransmit : this.#inReceive) throw PortBase.#reentrant(tx);
     if (tx) this.#inTransmit = true; else this.#inReceive = true;
-    this.#depth++;
   }
 
   /** Leave what enter() entered; the outermost leave runs a close() that a handler asked for. */
   protected leave(tx: boolean): void {
     if (tx) this.#inTransmit = false; else this.#inReceive = false;
-    if (--this.#depth === 0 && this.#closePending) {
+    if (this.#closePending && !this.#inReceive && !this.#inTransmit) {
       this.#closePending = false;
       this.closeKernel();
     }
+  }
+
+  /** claim() / commit(): open, and not called from a transmit filler (whose batch owns the TX ring). */
+  protected checkTx(): void {
+    this.checkOpen();
+    if (this.#inTransmit) throw PortBase.#reentrant(true);
   }
 
   /** True while receive() is running (a handler is on the stack). */
@@ -273,7 +279,7 @@ export abstract class PortBase extends EventEmitter {
     this.#closed = true;
     leakGuard.unregister(this);
     // From a handler or filler: the ring being walked stays mapped until that walk returns.
-    if (this.#depth > 0) this.#closePending = true;
+    if (this.#inReceive || this.#inTransmit) this.#closePending = true;
     else this.closeKernel();
     process.nextTick(() => this.emit('close'));
   }

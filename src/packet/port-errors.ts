@@ -4,7 +4,7 @@
  * or the option to change.
  */
 import { SystemError } from '../errors';
-import { native } from '../native/binding';
+import { memlockLimitText } from '../memory/region';
 
 /** What the failing call was doing, for the message. */
 export type SetupStep =
@@ -13,11 +13,6 @@ export type SetupStep =
 
 interface Raw { code?: string; errno?: number; syscall?: string; message?: string }
 
-function memlock(): string {
-  const [soft, hard] = native().memlockLimit();
-  const show = (n: number) => (n < 0 ? 'unlimited' : `${n} bytes`);
-  return `RLIMIT_MEMLOCK is ${show(soft)} (hard limit ${show(hard)})`;
-}
 
 /** True for errno 95 under either of its names. */
 export function isNotSupported(code: unknown): boolean { return code === 'EOPNOTSUPP' || code === 'ENOTSUP'; }
@@ -37,12 +32,12 @@ export function setupError(e: unknown, step: SetupStep, ctx: { ifname: string; q
     } else if (step.startsWith('bpf') || step === 'xdp-attach' || step === 'xskmap-update') {
       advice = 'loading and attaching an XDP program needs CAP_BPF and CAP_NET_ADMIN (or root)';
     } else if (step === 'umem') {
-      advice = `pinning the UMEM needs CAP_IPC_LOCK or a large enough RLIMIT_MEMLOCK: ${memlock()}`;
+      advice = `pinning the UMEM needs CAP_IPC_LOCK or a large enough RLIMIT_MEMLOCK: ${memlockLimitText()}`;
     } else {
       advice = 'this needs CAP_NET_RAW and CAP_NET_ADMIN (or root)';
     }
   } else if ((code === 'ENOBUFS' || code === 'ENOMEM') && (step === 'umem' || step === 'xsk-rings' || step === 'xsk-mmap')) {
-    advice = `the kernel could not pin ${ctx.bytes ?? 'the'} bytes of UMEM/rings: ${memlock()}. ` +
+    advice = `the kernel could not pin ${ctx.bytes ?? 'the'} bytes of UMEM/rings: ${memlockLimitText()}. ` +
       'Raise it with `ulimit -l unlimited` (LimitMEMLOCK= in systemd, --ulimit memlock=-1 in Docker), or use fewer/smaller frames';
   } else if (code === 'EBUSY' && step === 'xsk-bind') {
     advice = `queue ${ctx.queue} of ${ctx.ifname} is already bound by another AF_XDP socket (or one that was just closed is still being torn down)`;

@@ -18,7 +18,7 @@ import { PortBase, type FrameFiller, type FrameHandler, type PortStats } from '.
 import { isNotSupported, setupError } from './port-errors';
 import { Umem } from './umem';
 import {
-  DESC_ADDR_HI, DESC_ADDR_LO, DESC_LEN, OFFSETS_COMP, OFFSETS_FILL, OFFSETS_RX, OFFSETS_TX, XDP_ADDR_BYTES, XDP_COPY,
+  DESC_ADDR_LO, DESC_LEN, OFFSETS_COMP, OFFSETS_FILL, OFFSETS_RX, OFFSETS_TX, XDP_ADDR_BYTES, XDP_COPY,
   XDP_DESC_BYTES, XDP_OPTIONS_ZEROCOPY, XDP_PGOFF_RX_RING, XDP_PGOFF_TX_RING, XDP_STAT_NAMES,
   XDP_UMEM_PGOFF_COMPLETION_RING, XDP_UMEM_PGOFF_FILL_RING, XDP_USE_NEED_WAKEUP, XDP_ZEROCOPY,
 } from './xdp-layout';
@@ -179,11 +179,7 @@ export class XdpPort extends PortBase {
       let stock = 0;
       if (o.rx) {
         stock = Math.min(fill.free(fillSize), umem.freeFrames);
-        for (let i = 0; i < stock; i++) {
-          const s = fill.slot(i);
-          fill.words[s] = umem.alloc();
-          fill.words[s + 1] = 0;
-        }
+        for (let i = 0; i < stock; i++) fill.putAddr(i, umem.alloc());
         fill.submit(stock);
       }
 
@@ -223,7 +219,6 @@ export class XdpPort extends PortBase {
       return 0;
     }
     const words = rx.words;
-    const fw = fill.words;
     const bytes = this.#umem.bytes;
     const mask = this.#umem.frameMask;
     const base = rx.local;
@@ -246,9 +241,7 @@ export class XdpPort extends PortBase {
           handler(bytes, addr, len);
         } finally {
           if (!this.#currentHeld) {
-            const s = fill.slot(refill++);
-            fw[s] = (addr & mask) >>> 0;
-            fw[s + 1] = 0;
+            fill.putAddr(refill++, (addr & mask) >>> 0);
           } else {
             this.#rxOwned--;
           }
@@ -272,11 +265,7 @@ export class XdpPort extends PortBase {
     let k = Math.min(this.#fillSize - this.#rxOwned, this.#umem.freeFrames);
     if (k <= 0) return;
     k = Math.min(k, fill.free(k));
-    for (let i = 0; i < k; i++) {
-      const s = fill.slot(i);
-      fill.words[s] = this.#umem.alloc();
-      fill.words[s + 1] = 0;
-    }
+    for (let i = 0; i < k; i++) fill.putAddr(i, this.#umem.alloc());
     if (k > 0) {
       fill.submit(k);
       this.#rxOwned += k;
@@ -344,7 +333,6 @@ export class XdpPort extends PortBase {
     const umem = this.#umem;
     let n = Math.min(maxBatch, umem.freeFrames);
     if (n > 0) n = Math.min(n, tx.free(n));
-    const words = tx.words;
     const bytes = umem.bytes;
     const cap = this.#maxFrame;
     let k = 0;
@@ -360,11 +348,7 @@ export class XdpPort extends PortBase {
         }
         if (!(len > 0)) break;
         if (len > cap || !Number.isInteger(len)) throw outOfRange('frame length', `an integer from 1 to ${cap}`, len);
-        const s = tx.slot(k);
-        words[s + DESC_ADDR_LO] = addr;
-        words[s + DESC_ADDR_HI] = 0;
-        words[s + DESC_LEN] = len;
-        words[s + 3] = 0;
+        tx.putDesc(k, addr, len);
         this.#txBytes += len;
       }
     } finally {
@@ -381,9 +365,8 @@ export class XdpPort extends PortBase {
   get txCapacity(): number { return this.#tx === null ? 0 : this.#maxFrame; }
 
   claim(): number {
+    this.checkTx();
     this.checkClaim();
-    this.enter(true);
-    this.leave(true);
     const tx = this.#tx;
     if (tx === null) return -1;
     if (this.#umem.freeFrames === 0) this.reap();
@@ -393,18 +376,13 @@ export class XdpPort extends PortBase {
   }
 
   commit(length: number): void {
-    this.enter(true);
-    this.leave(true);
+    this.checkTx();
     const addr = this.claimedOrThrow();
     const tx = this.#tx as XskRing;
     if (!Number.isInteger(length) || length < 1 || length > this.#maxFrame) {
       throw outOfRange('length', `an integer from 1 to ${this.#maxFrame}`, length);
     }
-    const s = tx.slot(0); // claim() checked there is a free slot, and nothing else produces into TX meanwhile
-    tx.words[s + DESC_ADDR_LO] = addr;
-    tx.words[s + DESC_ADDR_HI] = 0;
-    tx.words[s + DESC_LEN] = length;
-    tx.words[s + 3] = 0;
+    tx.putDesc(0, addr, length); // claim() checked there is a free slot, and nothing else produces into TX meanwhile
     tx.submit(1);
     this.claimed = -1;
     this.#txSubmitted++;
@@ -441,12 +419,15 @@ export class XdpPort extends PortBase {
   /** The errno of the last failed TX kick (e.g. ENETDOWN, ENXIO), or 0. */
   get txError(): number { return this.#txErrno; }
 
+  #readKernel(): void {
+    native().xskStats(this.#fd, this.#statsBuf);
+    XDP_STAT_NAMES.forEach((name, i) => { this.#kernel[name] = this.#statsBuf[i] ?? 0; });
+  }
+
   stats(): PortStats {
-    if (!this.closed) {
-      native().xskStats(this.#fd, this.#statsBuf);
-      XDP_STAT_NAMES.forEach((name, i) => { this.#kernel[name] = this.#statsBuf[i] ?? 0; });
-    }
+    if (!this.closed) this.#readKernel();
     const k = this.#kernel;
+    const fillEmpty = Math.min(k['rxFillRingEmptyDescs'] ?? 0, k['rxDropped'] ?? 0);
     return {
       rxPackets: this.#rxPackets,
       rxBytes: this.#rxBytes,
@@ -458,8 +439,8 @@ export class XdpPort extends PortBase {
       // rx_dropped and rx_fill_ring_empty_descs, and one dropped because RX was full in rx_ring_full only.
       drops: {
         rxRingFull: k['rxRingFull'] ?? 0,
-        rxFillRingEmpty: Math.min(k['rxFillRingEmptyDescs'] ?? 0, k['rxDropped'] ?? 0),
-        rxOther: (k['rxDropped'] ?? 0) - Math.min(k['rxFillRingEmptyDescs'] ?? 0, k['rxDropped'] ?? 0),
+        rxFillRingEmpty: fillEmpty,
+        rxOther: (k['rxDropped'] ?? 0) - fillEmpty,
         rxInvalidDescs: k['rxInvalidDescs'] ?? 0,
         txInvalidDescs: k['txInvalidDescs'] ?? 0,
       },
@@ -468,10 +449,7 @@ export class XdpPort extends PortBase {
   }
 
   protected closeKernel(): void {
-    try {
-      native().xskStats(this.#fd, this.#statsBuf);
-      XDP_STAT_NAMES.forEach((name, i) => { this.#kernel[name] = this.#statsBuf[i] ?? 0; });
-    } catch { /* keep the last counters */ }
+    try { this.#readKernel(); } catch { /* keep the last counters */ }
     this.#program?.release();
     // The rings' mappings hold the socket open, and with it the queue: unmap them now (only this class ever
     // touched them, and it checks `closed` first). The UMEM, which user code may hold views of, stays mapped

@@ -15,15 +15,27 @@ function ring(size: number, entry: 8 | 16, producer: boolean) {
 test('producer side (FILL/TX): free space follows the kernel\'s consumer index, publishing stores the producer', () => {
   const { r, u32 } = ring(8, 8, true);
   assert.equal(r.free(1), 8);
-  for (let i = 0; i < 8; i++) r.words[r.slot(i)] = 100 + i;
+  for (let i = 0; i < 8; i++) r.putAddr(i, 100 + i);
   r.submit(8);
+  assert.deepEqual([...r.words.subarray(0, 4)], [100, 0, 101, 0]); // u64 entries, high words 0
   assert.equal(u32[0], 8);
   assert.equal(r.free(1), 0); // full until the kernel consumes
   u32[16] = 3; // the kernel took three
   assert.equal(r.free(1), 3);
   assert.equal(r.outstanding(), 5);
-  // slots wrap: entry 8 goes where entry 0 was
-  assert.equal(r.slot(0), 0);
+  // entries wrap: entry 8 goes where entry 0 was
+  r.putAddr(0, 7777);
+  assert.equal(r.words[0], 7777);
+});
+
+test('putDesc writes an xdp_desc where the index points, wrapping', () => {
+  const { r } = ring(2, 16, true);
+  r.putDesc(0, 4096, 106);
+  r.putDesc(1, 8192, 60);
+  assert.deepEqual([...r.words], [4096, 0, 106, 0, 8192, 0, 60, 0]);
+  r.submit(1);
+  r.putDesc(1, 12288, 70); // index 2 wraps to entry 0
+  assert.deepEqual([...r.words.subarray(0, 4)], [12288, 0, 70, 0]);
 });
 
 test('consumer side (RX/COMPLETION): available follows the kernel\'s producer, release stores the consumer', () => {

@@ -7,7 +7,7 @@
  * acquire) only when the cached value says the ring is empty (consumer) or full (producer). Entries are plain
  * u32 words: the publishing store orders them. Nothing here allocates or makes a system call.
  */
-import { XDP_RING_NEED_WAKEUP } from './xdp-layout';
+import { DESC_ADDR_HI, DESC_ADDR_LO, DESC_LEN, DESC_OPTIONS, XDP_RING_NEED_WAKEUP } from './xdp-layout';
 
 export class XskRing {
   /** Number of entries (a power of two). */
@@ -73,10 +73,23 @@ export class XskRing {
     return free;
   }
 
-  /** Word index of entry `local + i` in {@link words}. */
-  slot(i: number): number { return ((this.#local + i) & this.mask) * this.stride; }
+  /** Write entry `local + i` of a FILL/COMPLETION-style ring: a u64 frame address (UMEMs are < 4 GiB). */
+  putAddr(i: number, addr: number): void {
+    const s = ((this.#local + i) & this.mask) << 1;
+    this.words[s] = addr;
+    this.words[s + 1] = 0;
+  }
 
-  /** Publish `count` entries written at slot(0..count-1). */
+  /** Write entry `local + i` of a TX-style ring: an xdp_desc {addr, len, options 0}. */
+  putDesc(i: number, addr: number, len: number): void {
+    const s = ((this.#local + i) & this.mask) << 2;
+    this.words[s + DESC_ADDR_LO] = addr;
+    this.words[s + DESC_ADDR_HI] = 0;
+    this.words[s + DESC_LEN] = len;
+    this.words[s + DESC_OPTIONS] = 0;
+  }
+
+  /** Publish `count` entries written with putAddr/putDesc(0..count-1). */
   submit(count: number): void {
     this.#local = (this.#local + count) >>> 0;
     Atomics.store(this.#u32, this.#producerAt, this.#local);
