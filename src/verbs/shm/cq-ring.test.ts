@@ -105,6 +105,10 @@ test('a CQ starts single-producer; an attached CQ is always multi-producer; swit
   const peer = CqRing.attach(buf);
   const peer2 = CqRing.attach(buf);
   assert.equal(peer.multiProducer, true, "a peer's view of the CQ must claim slots with a CAS");
+  // Its consumer runs in another process: the armed flag is read with a locked instruction after the commit
+  // (a plain load could pass the commit store, and an arm-then-poll consumer would miss both).
+  assert.equal(peer.remote, true, "a peer's view of the CQ is remote");
+  assert.equal(cq.remote, false, "the owner's own view is not");
   assert.equal(pushI(peer, 5), PUSHED);
   assert.equal(pushI(cq, 6), PUSHED);
   assert.equal(pushI(peer2, 7), PUSHED);

@@ -64,8 +64,12 @@ export class CqRing {
     if (cap <= 0 || (cap & (cap - 1)) !== 0 || cqRegionBytes(cap) > buffer.byteLength) throw layoutError(`bad CQ capacity ${cap}`);
     const r = new CqRing(buffer, cap);
     r.multiProducer = true; // an attached CQ is someone else's: its owner and other peers push into it too
+    r.#remote = true; // and its consumer runs in another process: push() reads the armed flag with a locked op
     return r;
   }
+
+  /** True for an attached CQ (a peer's): its consumer runs in another process. */
+  get remote(): boolean { return this.#remote; }
 
   /** True once a producer found the CQ full (IBV_EVENT_CQ_ERR). */
   get overrun(): boolean { return (Atomics.load(this.#i32, CQ_I_FLAGS) & CQ_FLAG_OVERRUN) !== 0; }
