@@ -538,6 +538,7 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
       if (!this.#active()) return;
       if (n !== 0) { idleSince = -1; spins = 0; continue; }
       if (rx.producerClosed()) { if (!rx.hasData()) { this.#onPeerClosed(); return; } continue; }
+      if (spinMs === 0) { idleSince = performance.now(); break; } // no spinning: straight on to yielding
       if ((++spins & 31) !== 0) continue;
       const now = performance.now();
       if (idleSince < 0) idleSince = now;
