@@ -57,6 +57,7 @@ test('bench verbs --json prints one object: the four figures, each beside its fl
   const wl = o['write_lat']!;
   assert.ok(wl['t_typical_us']! > 0 && wl['floor_us']! > 0);
   assert.ok(Math.abs(wl['ratio']! - wl['t_typical_us']! / wl['floor_us']!) < 1e-9, 'the ratio is of the figures printed');
+  assert.ok(wl['js_floor_us']! > 0 && Math.abs(wl['js_floor_ratio']! - wl['js_floor_us']! / wl['floor_us']!) < 1e-9, 'the JS floor beside the C floor');
   const sl = o['send_lat']!;
   assert.ok(Math.abs(sl['ratio_to_write_lat']! - sl['t_typical_us']! / wl['t_typical_us']!) < 1e-9);
   const wb = o['write_bw']!;
