@@ -39,6 +39,11 @@ export interface IpcReport extends IpcResult {
   /** The bare JavaScript ping-pong over shared memory (terminal report only; not part of the JSON shape). */
   jsFloor: LatencyRow[];
   clock: { js_ns: number; c_ns: number };
+  /**
+   * The 64 B p50 of c-floor, js-floor and shm-poll in each interleaved round (ns; terminal report only): the
+   * vCPUs' placement can change between rounds, and the whole-run p50 then mixes placements.
+   */
+  rounds64: Array<{ c: number; js: number; poll: number }>;
   /** CPU used by each side of an idle event-driven channel, percent of one core. */
   idle: { parentPct: number; peerPct: number };
 }
@@ -65,6 +70,7 @@ async function run(opts: IpcBenchOptions): Promise<IpcReport> {
   const throughput: ThroughputRow[] = [];
   const jsClock = jsClockCost();
   let cClock = 0;
+  const rounds64: IpcReport['rounds64'] = [];
 
   const rounds = quick ? 2 : 4;
   for (const bytes of sizes) {
@@ -81,11 +87,16 @@ async function run(opts: IpcBenchOptions): Promise<IpcReport> {
       cClock = floor.clockNs;
       hist['c-floor'].add(floor.h);
       progress(`latency js-floor ${bytes} B (round ${r}/${rounds})`);
-      hist['js-floor'].add(await latencyJsFloor(bytes, per, warm(per), jsClock));
+      const js = await latencyJsFloor(bytes, per, warm(per), jsClock);
+      hist['js-floor'].add(js);
+      let poll: Histogram | null = null;
       for (const t of ['shm-poll', 'shm-event'] as const) {
         progress(`latency ${t} ${bytes} B (round ${r}/${rounds})`);
-        hist[t].add(await latencyShm(t, bytes, per, warm(per), jsClock));
+        const h = await latencyShm(t, bytes, per, warm(per), jsClock);
+        if (t === 'shm-poll') poll = h;
+        hist[t].add(h);
       }
+      if (bytes === 64 && poll !== null) rounds64.push({ c: floor.h.percentile(50), js: js.percentile(50), poll: poll.percentile(50) });
     }
     for (const t of ['c-floor', 'shm-poll', 'shm-event'] as const) latency.push(row(t, bytes, hist[t]));
     jsFloor.push(row('js-floor', bytes, hist['js-floor']));
@@ -106,7 +117,7 @@ async function run(opts: IpcBenchOptions): Promise<IpcReport> {
   progress('idle channel CPU');
   const idle = await idleCpu(quick ? 1 : 2);
   endProgress();
-  return { latency, throughput, jsFloor, clock: { js_ns: jsClock, c_ns: cClock }, idle };
+  return { latency, throughput, jsFloor, rounds64, clock: { js_ns: jsClock, c_ns: cClock }, idle };
 }
 
 const us = (ns: number) => (ns / 1000).toFixed(ns < 10_000 ? 3 : 1);
@@ -144,6 +155,11 @@ export function formatIpcReport(r: IpcReport): string {
   if (p && c) {
     bars.push(`shm-poll 64 B p50 ÷ c-floor p50 = ${(p.p50_ns / c.p50_ns).toFixed(2)} (bar ≤ 1.3) ${p.p50_ns <= 1.3 * c.p50_ns ? 'ok' : 'MISSED'}` +
       (j ? `   [js-floor ÷ c-floor = ${(j.p50_ns / c.p50_ns).toFixed(2)}; shm-poll ÷ js-floor = ${(p.p50_ns / j.p50_ns).toFixed(2)}]` : ''));
+  }
+  if (r.rounds64.length !== 0) {
+    const by = (f: (x: IpcReport['rounds64'][number]) => number) => r.rounds64.map((x) => us(f(x))).join(' ');
+    bars.push(`  by round (µs p50): c-floor ${by((x) => x.c)} · js-floor ${by((x) => x.js)} · shm-poll ${by((x) => x.poll)}; ` +
+      `shm-poll ÷ c-floor ${r.rounds64.map((x) => (x.poll / x.c).toFixed(2)).join(' ')}`);
   }
   if (e && u) bars.push(`shm-event 64 B p50 ÷ unix p50 = ${(e.p50_ns / u.p50_ns).toFixed(3)} (bar ≤ 0.333) ${e.p50_ns * 3 <= u.p50_ns ? 'ok' : 'MISSED'}`);
   const s64 = thr('shm-poll', 64);

@@ -32,7 +32,8 @@ Commands:
       --json         print one JSON object on stdout instead of tables
 
   bench verbs  kbypass/verbs on shm0 against the floors, in one run: write_lat and send_lat
-               (8 B) against the C ping-pong, write_bw (64 KiB) against memcpy, send_bw (64 B).
+               (8 B) against the C ping-pong (and the bare JavaScript ping-pong beside it),
+               write_bw (64 KiB) against memcpy, send_bw (64 B).
       --quick        fewer iterations (about 20 s)
       --json         print one JSON object on stdout instead of the report
 

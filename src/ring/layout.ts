@@ -42,6 +42,14 @@
  *  kept free. A batch (cork/uncork) is committed at once by holding back the type word of its first record.
  * ```
  *
+ * Writing ahead: after each commit (each batch, when corked) the producer writes a zero into each whole cache
+ * line of free space from the line after the next type word's up to WRITE_AHEAD_BYTES past its tail (never into
+ * the line holding the consumer's head). Free space is the producer's: the consumer never reads past the type word at its head, so
+ * what free space holds does not matter. The point is the cache: a ring walks through memory, and each line the
+ * producer writes was last read by the consumer a lap earlier; written ahead, it is already the producer's when
+ * the record lands there. It cut a 64 B ping-pong of the ring by 20–30%, with the two processes on near or
+ * distant cores (bench/ring/layout-ab.ts; docs/BENCHMARKS.md, "The ring writes ahead").
+ *
  * Publishing: on x86-64 (total store order) the type word and the head are written with a plain store, which
  * keeps every earlier store (the record) ordered before it and costs no fence: an `xchg` (Atomics.store)
  * stalls the writer for a whole cache-line transfer and made a round trip 1.6× slower here. Elsewhere
@@ -85,6 +93,10 @@ export const CTRL_PRODUCER_WAITING = 48;
 export const CTRL_PRODUCER_CLOSED = 49;
 
 export const RECORD_HEADER_BYTES = 8;
+/** Cache line size assumed by the producer's writing ahead (64 B on x86-64 and most arm64). */
+export const LINE_BYTES = 64;
+/** How far past its tail the producer takes the cache lines of free space (see "Writing ahead" above). */
+export const WRITE_AHEAD_BYTES = 320;
 /** Bytes of the ring always left free (the zeroed type word after the last record). */
 export const RING_SLACK_BYTES = 8;
 export const RECORD_ALIGN = 8;

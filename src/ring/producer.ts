@@ -9,7 +9,8 @@
  */
 import {
   CTRL_CONSUMER_WAITING, CTRL_HEAD, CTRL_PRODUCER_CLOSED, CTRL_PRODUCER_WAITING, FRAG_FIRST_PREFIX_BYTES,
-  PLAIN_PUBLISH, RECORD_HEADER_BYTES, RING_CONTROL_BYTES, RING_SLACK_BYTES, TYPE_PAD, maxRecordPayload,
+  LINE_BYTES, PLAIN_PUBLISH, RECORD_HEADER_BYTES, RING_CONTROL_BYTES, RING_SLACK_BYTES, TYPE_PAD, WRITE_AHEAD_BYTES,
+  maxRecordPayload,
 } from './layout';
 
 /** Called when the other side is parked and must be woken (rings its doorbell). */
@@ -35,6 +36,10 @@ export class RingProducer {
   readonly #wake: Wake;
   #tail = 0;
   #headCache = 0;
+  /** Position up to which the lines ahead of the tail have been written ahead (see #writeAhead). */
+  #aheadTo = 0;
+  /** How far past the tail to write ahead, bytes (0: not at all; for measuring what it is worth). */
+  writeAheadBytes = WRITE_AHEAD_BYTES;
   #corked = 0;
   /** Index (in #i32) of the held-back type word of a corked batch, or -1. */
   #heldAt = -1;
@@ -106,7 +111,7 @@ export class RingProducer {
     this.copyIn(pos + RECORD_HEADER_BYTES, src, offset, length);
     this.#write(pos, type, length, (pos + rec) & this.#mask);
     this.#tail = (tail + rec) | 0;
-    if (this.#corked === 0) this.#wakeIfParked();
+    if (this.#corked === 0) { this.#wakeIfParked(); this.#writeAhead(); }
     return true;
   }
 
@@ -133,7 +138,28 @@ export class RingProducer {
     const rec = (payload + 15) & ~7;
     this.#write(pos, type, payload, (pos + rec) & this.#mask);
     this.#tail = (tail + rec) | 0;
-    if (this.#corked === 0) this.#wakeIfParked();
+    if (this.#corked === 0) { this.#wakeIfParked(); this.#writeAhead(); }
+  }
+
+  /**
+   * After a commit (a batch's, when corked), take ownership of the next few cache lines of free space by writing a zero into each (ring
+   * layout.ts, "Writing ahead"): the next records' stores then hit lines this core already holds, instead of
+   * each waiting for a line last read by the consumer a lap ago. Only whole lines of free space are written:
+   * from the line after the one holding the next type word (which the consumer may be polling) up to
+   * WRITE_AHEAD_BYTES past the tail, and never into the line holding the consumer's head.
+   */
+  #writeAhead(): void {
+    const tail = this.#tail;
+    let from = (tail + RECORD_HEADER_BYTES + LINE_BYTES - 1) & ~(LINE_BYTES - 1);
+    if (((this.#aheadTo - from) | 0) > 0) from = this.#aheadTo;
+    let end = (tail + this.writeAheadBytes) & ~(LINE_BYTES - 1);
+    const free = (this.#headCache + this.capacity) & ~(LINE_BYTES - 1);
+    if (((free - end) | 0) < 0) end = free;
+    if (((end - from) | 0) <= 0) return;
+    const i32 = this.#i32;
+    const mask = this.#mask;
+    for (let p = from; p !== end; p = (p + LINE_BYTES) | 0) i32[(p & mask) >> 2] = 0;
+    this.#aheadTo = end;
   }
 
   /** Zero the next type word, write the length, then the type (or hold it back in a batch). */
@@ -174,6 +200,7 @@ export class RingProducer {
       else Atomics.store(this.#i32, at, this.#heldType);
     }
     this.#wakeIfParked();
+    this.#writeAhead();
   }
 
   /** Commit everything, then say no record will follow (orderly close). */
