@@ -237,7 +237,7 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   }
 
   /** @internal Claim.abort */
-  abortClaim(): void { /* the reservation is simply not committed */ }
+  abortClaim(): void { this.#tx.abort(); /* nothing was committed */ }
 
   /** Hold back publishing until uncork(): a batch of sends then costs one store and at most one doorbell. */
   cork(): void { this.#tx.cork(); }

@@ -43,12 +43,15 @@
  * ```
  *
  * Writing ahead: after each commit (each batch, when corked) the producer writes a zero into each whole cache
- * line of free space from the line after the next type word's up to WRITE_AHEAD_BYTES past its tail (never into
- * the line holding the consumer's head). Free space is the producer's: the consumer never reads past the type word at its head, so
- * what free space holds does not matter. The point is the cache: a ring walks through memory, and each line the
- * producer writes was last read by the consumer a lap earlier; written ahead, it is already the producer's when
- * the record lands there. It cut a 64 B ping-pong of the ring by 20–30%, with the two processes on near or
- * distant cores (bench/ring/layout-ab.ts; docs/BENCHMARKS.md, "The ring writes ahead").
+ * line of free space from the line after the next type word's up to WRITE_AHEAD_BYTES past its tail: never into
+ * the line holding the consumer's head as the producer last read it (the real head is never behind that), and
+ * not while a reservation is open (a zero-copy claim's payload lies past the tail until its commit). Lines
+ * already written ahead are not written again. Free space is the producer's: the consumer never reads past the
+ * type word at its head, so what free space holds does not matter. The point is the cache: a ring walks
+ * through memory, and each line the producer writes was last read by the consumer a lap earlier; written ahead,
+ * it is already the producer's when the record lands there. It cut a 64 B ping-pong of the ring by a fifth to
+ * a third, with the two processes on near or distant cores (bench/ring/layout-ab.ts; docs/BENCHMARKS.md,
+ * "The ring writes ahead").
  *
  * Publishing: on x86-64 (total store order) the type word and the head are written with a plain store, which
  * keeps every earlier store (the record) ordered before it and costs no fence: an `xchg` (Atomics.store)

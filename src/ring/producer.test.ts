@@ -378,3 +378,64 @@ test('writing ahead never touches what the consumer has not read (many laps, the
   for (const g of drain(f.consumer)) assert.deepEqual(g, sent[read++]);
   assert.equal(read, nextId);
 });
+
+test('writing ahead never touches an open reservation: cork/uncork while a claim is open, then commit', () => {
+  for (const order of ['claim-cork-uncork', 'cork-claim-uncork', 'cork-send-claim-uncork'] as const) {
+    const f = makeRing(CAP);
+    const payload = messageBytes(9, 300);
+    if (order !== 'claim-cork-uncork') f.producer.cork();
+    if (order === 'cork-send-claim-uncork') f.producer.offer(TYPE_DATA, messageBytes(8, 20), 0, 20);
+    const at = f.producer.reserve(300);
+    assert.ok(at >= 0);
+    f.bytes.set(payload, at);
+    if (order === 'claim-cork-uncork') f.producer.cork();
+    f.producer.uncork(); // commits what the batch holds (nothing of the claim)
+    f.producer.commit(TYPE_DATA, 300);
+    const got = drain(f.consumer);
+    assert.deepEqual(got[got.length - 1], payload, order);
+  }
+});
+
+test('an aborted reservation lets writing ahead resume; so does an offer in its place', () => {
+  const f = makeRing(CAP);
+  f.bytes.fill(0xff);
+  assert.ok(f.producer.reserve(100) >= 0);
+  f.producer.abort();
+  f.producer.offer(TYPE_DATA, messageBytes(1, 40), 0, 40);
+  assert.equal(f.words[LINE_BYTES >> 2], 0, 'written ahead after the abort');
+  const g = makeRing(CAP);
+  g.bytes.fill(0xff);
+  assert.ok(g.producer.reserve(100) >= 0);
+  g.producer.offer(TYPE_DATA, messageBytes(1, 40), 0, 40); // the reservation is forgotten
+  assert.equal(g.words[LINE_BYTES >> 2], 0, 'written ahead after an offer took the reservation\'s place');
+  assert.deepEqual(drain(g.consumer), [messageBytes(1, 40)]);
+});
+
+test('writing ahead across the int32 sign change of positions (head + capacity just below 2^31)', () => {
+  const f = makeRing(CAP);
+  const big = new Uint8Array(f.producer.maxPayload);
+  const target = 2 ** 31 - CAP - 128; // head + capacity sits just below 2^31, tail + WRITE_AHEAD_BYTES just above
+  while (((target - f.ctrl[CTRL_HEAD]!) >>> 0) !== 0) {
+    const left = (target - f.ctrl[CTRL_HEAD]!) >>> 0;
+    assert.ok(f.producer.offer(TYPE_DATA, big, 0, Math.min(left, big.length + 8) - 8));
+    f.consumer.poll(() => {}, Infinity);
+  }
+  const sent: Uint8Array[] = [];
+  for (let id = 0; ; id++) {
+    const m = messageBytes(id, 56);
+    if (!f.producer.offer(TYPE_DATA, m, 0, 56)) break;
+    sent.push(m);
+  }
+  assert.ok(sent.length > 50);
+  assert.deepEqual(drain(f.consumer), sent);
+});
+
+test('writeAheadBytes takes an integer from 0 to a quarter of the ring', () => {
+  const f = makeRing(CAP);
+  f.producer.writeAheadBytes = 0;
+  f.producer.writeAheadBytes = CAP / 4;
+  for (const bad of [-1, CAP / 4 + 1, 1.5, NaN, Infinity]) {
+    assert.throws(() => { f.producer.writeAheadBytes = bad; }, RangeError, String(bad));
+  }
+  assert.equal(f.producer.writeAheadBytes, CAP / 4);
+});

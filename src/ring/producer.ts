@@ -38,8 +38,9 @@ export class RingProducer {
   #headCache = 0;
   /** Position up to which the lines ahead of the tail have been written ahead (see #writeAhead). */
   #aheadTo = 0;
-  /** How far past the tail to write ahead, bytes (0: not at all; for measuring what it is worth). */
-  writeAheadBytes = WRITE_AHEAD_BYTES;
+  #writeAheadBytes = WRITE_AHEAD_BYTES;
+  /** True from a reserve() until its commit() or abort(): the bytes past the tail are a claim's, not free. */
+  #reserved = false;
   #corked = 0;
   /** Index (in #i32) of the held-back type word of a corked batch, or -1. */
   #heldAt = -1;
@@ -84,6 +85,7 @@ export class RingProducer {
     const toEnd = this.capacity - pos;
     const need = (toEnd < rec ? rec + toEnd : rec) + RING_SLACK_BYTES;
     if (((tail - this.#headCache) >>> 0) + need > this.capacity && !this.#refreshHead(need)) return -1;
+    this.#reserved = true;
     if (toEnd < rec) {
       this.#write(pos, TYPE_PAD, toEnd - RECORD_HEADER_BYTES, 0);
       this.#tail = (tail + toEnd) | 0;
@@ -92,11 +94,27 @@ export class RingProducer {
     return pos + RECORD_HEADER_BYTES;
   }
 
+  /** Forget the reservation made last (a claim aborted): nothing was committed. */
+  abort(): void { this.#reserved = false; }
+
+  /**
+   * How far past the tail to write ahead after a commit, bytes (layout.ts, "Writing ahead"): an integer from 0
+   * (not at all) to a quarter of the ring. Default WRITE_AHEAD_BYTES.
+   */
+  get writeAheadBytes(): number { return this.#writeAheadBytes; }
+  set writeAheadBytes(v: number) {
+    if (!Number.isInteger(v) || v < 0 || v > this.capacity / 4) {
+      throw new RangeError(`writeAheadBytes must be an integer from 0 to ${this.capacity / 4}; got ${String(v)}`);
+    }
+    this.#writeAheadBytes = v;
+  }
+
   /**
    * Reserve, copy and commit one DATA record of `src[offset, offset + length)` (length ≤ maxPayload) in one go:
    * the send fast path. Returns false, writing nothing, when there is no room yet.
    */
   offer(type: number, src: Uint8Array, offset: number, length: number): boolean {
+    this.#reserved = false; // a reservation not committed is forgotten: this record takes its place
     const rec = (length + 15) & ~7;
     let tail = this.#tail;
     let pos = tail & this.#mask;
@@ -133,6 +151,7 @@ export class RingProducer {
 
   /** Commit the record reserved last (its payload written). Visible at once unless corked. */
   commit(type: number, payload: number): void {
+    this.#reserved = false;
     const tail = this.#tail;
     const pos = tail & this.#mask;
     const rec = (payload + 15) & ~7;
@@ -142,19 +161,24 @@ export class RingProducer {
   }
 
   /**
-   * After a commit (a batch's, when corked), take ownership of the next few cache lines of free space by writing a zero into each (ring
-   * layout.ts, "Writing ahead"): the next records' stores then hit lines this core already holds, instead of
-   * each waiting for a line last read by the consumer a lap ago. Only whole lines of free space are written:
-   * from the line after the one holding the next type word (which the consumer may be polling) up to
-   * WRITE_AHEAD_BYTES past the tail, and never into the line holding the consumer's head.
+   * After a commit (a batch's, when corked), take ownership of the next few cache lines of free space by
+   * writing a zero into each (layout.ts, "Writing ahead"): the next records' stores then hit lines this core
+   * already holds, instead of each waiting for a line last read by the consumer a lap ago. Only whole lines of
+   * free space are written: from the line after the one holding the next type word (which the consumer may be
+   * polling) up to writeAheadBytes past the tail, never into the line holding the consumer's head (as last
+   * read: the real head is never behind it), and not at all while a reservation is open (its payload lies past
+   * the tail).
    */
   #writeAhead(): void {
+    if (this.#reserved || this.#writeAheadBytes === 0) return; // past the tail is a claim's payload: not free
     const tail = this.#tail;
     let from = (tail + RECORD_HEADER_BYTES + LINE_BYTES - 1) & ~(LINE_BYTES - 1);
-    if (((this.#aheadTo - from) | 0) > 0) from = this.#aheadTo;
-    let end = (tail + this.writeAheadBytes) & ~(LINE_BYTES - 1);
+    let end = (tail + this.#writeAheadBytes) & ~(LINE_BYTES - 1);
+    // (Compared as differences: positions are int32 and change sign every 2^31 bytes.)
     const free = (this.#headCache + this.capacity) & ~(LINE_BYTES - 1);
     if (((free - end) | 0) < 0) end = free;
+    // Lines written ahead by an earlier commit need no second write; a mark outside [from, end] is stale.
+    if (((this.#aheadTo - from) | 0) > 0 && ((end - this.#aheadTo) | 0) >= 0) from = this.#aheadTo;
     if (((end - from) | 0) <= 0) return;
     const i32 = this.#i32;
     const mask = this.#mask;

@@ -32,6 +32,26 @@ describe('claim / commit / abort', () => {
     }
   });
 
+  it('cork() / uncork() while a claim is open leave its bytes alone (the ring writes ahead only past committed records)', opts, async () => {
+    const p = await pair();
+    try {
+      const got = collect(p.srv, 2);
+      const data = Buffer.alloc(300);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 7 + 3) & 0xff;
+      p.cli.cork();
+      p.cli.send(Buffer.from('first'));
+      const c = p.cli.claim(300)!;
+      c.view.set(data);
+      p.cli.uncork();
+      c.commit();
+      const [a, b] = await got;
+      assert.deepEqual(a, Buffer.from('first'));
+      assert.deepEqual(b, data);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('claim.buffer at claim.offset is the same memory; commit(shorter) delivers the shorter message', opts, async () => {
     const p = await pair();
     try {
