@@ -11,12 +11,12 @@
  *   access pattern without its records), 64 B payload; with `aK` the writer writes a zero into the slot K
  *   messages ahead after each one (what the ring's producer does in "Writing ahead", src/ring/layout.ts);
  * - `rN`: RingProducer.offer / RingConsumer.poll (src/ring, no channel layer) on a 64 KiB ring: a record takes
- *   one cache line up to N = 56, two from N = 57 to 120. `rNn`: with writing ahead off, `rNwB`: with it at B
- *   bytes (default WRITE_AHEAD_BYTES).
+ *   one cache line up to N = 56, two from N = 57 to 120; the producer as it comes (writing ahead off by
+ *   default). `rNwB`: writing ahead at B bytes (WRITE_AHEAD_BYTES is 320), `rNn`: explicitly off.
  * Each round trip is timed with one performance.now() (its mean cost subtracted, as in `bench ipc`). Prints one
  * line: each variant's p50 in µs, and per lap with `--laps-detail`. The first lap is warm-up.
  *
- *   node dist/bench/ring/layout-ab.js [--variants floor,r64n,r64] [--laps 40] [--slice 2000] [--laps-detail]
+ *   node dist/bench/ring/layout-ab.js [--variants floor,r64,r64w320] [--laps 40] [--slice 2000] [--laps-detail]
  */
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -181,7 +181,9 @@ async function parentMain(p: Plan, detail: boolean): Promise<void> {
           } else {
             let got = false;
             const on = (): void => { got = true; };
-            if (!v.tx.offer(2, payload, 0, v.bytes)) throw new Error('ring full in a ping-pong');
+            for (let s = 0; !v.tx.offer(2, payload, 0, v.bytes); s++) {
+              if ((s & 0xfffff) === 0xfffff && (child.exitCode !== null || performance.now() > deadline)) throw new Error('the peer went away');
+            }
             for (let s = 0; !got; s++) {
               if (v.rx.poll(on, 1) === 0 && (s & 0xfffff) === 0xfffff && (child.exitCode !== null || performance.now() > deadline)) throw new Error('the peer went away');
             }
@@ -214,7 +216,7 @@ function median(a: Float64Array): number {
 
 function parsePlan(argv: string[]): { plan: Plan; detail: boolean } {
   const { values } = parseArgs({ args: argv, options: {
-    variants: { type: 'string', default: 'floor,r64n,r64' },
+    variants: { type: 'string', default: 'floor,r64,r64w320' },
     laps: { type: 'string', default: '40' },
     slice: { type: 'string', default: '2000' },
     'laps-detail': { type: 'boolean', default: false },

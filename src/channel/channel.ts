@@ -247,7 +247,8 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   /**
    * Busy-poll receive: hand up to `limit` (an integer >= 1, or Infinity; default 64) waiting messages to
    * `handler(buffer, offset, length)` and return how many. The bytes are ring memory, valid only during the
-   * call: copy what you keep. Returns 0 when there is nothing, inside a handler, and after 'close' once what
+   * call: copy what you keep. Their space goes back to the sender when the call returns, so a sender can find
+   * the ring full (trySend false, then 'drain') while this side is in a long poll(). Returns 0 when there is nothing, inside a handler, and after 'close' once what
    * the peer sent before it left has been read. It also moves sends queued by send() into the ring, so a
    * busy-poll loop needs no event-loop turn.
    */
@@ -538,7 +539,6 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
       if (!this.#active()) return;
       if (n !== 0) { idleSince = -1; spins = 0; continue; }
       if (rx.producerClosed()) { if (!rx.hasData()) { this.#onPeerClosed(); return; } continue; }
-      if (spinMs === 0) { idleSince = performance.now(); break; } // no spinning: straight on to yielding
       if ((++spins & 31) !== 0) continue;
       const now = performance.now();
       if (idleSince < 0) idleSince = now;

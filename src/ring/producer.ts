@@ -9,7 +9,7 @@
  */
 import {
   CTRL_CONSUMER_WAITING, CTRL_HEAD, CTRL_PRODUCER_CLOSED, CTRL_PRODUCER_WAITING, FRAG_FIRST_PREFIX_BYTES,
-  LINE_BYTES, PLAIN_PUBLISH, RECORD_HEADER_BYTES, RING_CONTROL_BYTES, RING_SLACK_BYTES, TYPE_PAD, WRITE_AHEAD_BYTES,
+  LINE_BYTES, PLAIN_PUBLISH, RECORD_HEADER_BYTES, RING_CONTROL_BYTES, RING_SLACK_BYTES, TYPE_PAD,
   maxRecordPayload,
 } from './layout';
 
@@ -38,7 +38,8 @@ export class RingProducer {
   #headCache = 0;
   /** Position up to which the lines ahead of the tail have been written ahead (see #writeAhead). */
   #aheadTo = 0;
-  #writeAheadBytes = WRITE_AHEAD_BYTES;
+  /** Off by default (layout.ts, "Writing ahead": an open question); WRITE_AHEAD_BYTES when turned on. */
+  #writeAheadBytes = 0;
   /** True from a reserve() until its commit() or abort(): the bytes past the tail are a claim's, not free. */
   #reserved = false;
   #corked = 0;
@@ -99,7 +100,7 @@ export class RingProducer {
 
   /**
    * How far past the tail to write ahead after a commit, bytes (layout.ts, "Writing ahead"): an integer from 0
-   * (not at all) to a quarter of the ring. Default WRITE_AHEAD_BYTES.
+   * (not at all) to a quarter of the ring. Default 0 (off); WRITE_AHEAD_BYTES is the distance measured.
    */
   get writeAheadBytes(): number { return this.#writeAheadBytes; }
   set writeAheadBytes(v: number) {
