@@ -1,7 +1,7 @@
 /**
  * Receive modes: event-driven ('message' events over ring memory, valid only during the call) and polling
  * (poll(handler, limit) returns how many it handed over and respects the limit); without a 'message' listener
- * nothing is delivered until polled.
+ * nothing is delivered until polled; swapping the listener just after the channel parked loses no wake-up.
  */
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -108,6 +108,37 @@ describe('receive modes', () => {
       const polled: string[] = [];
       assert.equal(p.srv.poll((b, o, l) => { polled.push(Buffer.from(b.subarray(o, o + l)).toString()); }), 1);
       assert.deepEqual(polled, ['two']);
+    } finally {
+      await p.close();
+    }
+  });
+
+  // Found by test/net/leaks.test.ts stalling on a loaded machine: kbypass/net swaps the opening exchange's
+  // listener for the socket's own. When the channel had parked in between (its flag set, one look at the ring
+  // pending on the next turn), removing the listener cleared the flag, adding one found the look pending and
+  // scheduled nothing, and the look found nothing yet: parked in JS, not in the ring, so no doorbell ever came.
+  it('a listener swapped right after the channel parked still gets the next message', opts, async () => {
+    // No spin, no yield: the channel parks as soon as the first message's dispatch finds the ring empty.
+    const p = await pair({ idle: { spinMicros: 0, yieldMicros: 0 } });
+    try {
+      const got: string[] = [];
+      const second = new Promise<string>((resolve) => {
+        const first = (m: Uint8Array): void => {
+          got.push(Buffer.from(m).toString());
+          // After this dispatch the channel parks, within the same call; the swap runs before its next turn.
+          process.nextTick(() => {
+            p.srv.off('message', first);
+            p.srv.on('message', (m2: Uint8Array) => resolve(Buffer.from(m2).toString()));
+          });
+        };
+        p.srv.on('message', first);
+      });
+      p.cli.send('one');
+      await sleep(30); // the swap, the pending look and the 1 ms re-check are all over
+      p.cli.send('two');
+      const late = await Promise.race([second, sleep(2000).then(() => 'nothing in 2 s')]);
+      assert.deepEqual(got, ['one']);
+      assert.equal(late, 'two');
     } finally {
       await p.close();
     }
