@@ -42,7 +42,7 @@
  *  kept free. A batch (cork/uncork) is committed at once by holding back the type word of its first record.
  * ```
  *
- * Writing ahead (off by default, RingProducer.writeAheadBytes; see the end of this paragraph): after each commit
+ * Writing ahead (RingProducer.writeAheadBytes, WRITE_AHEAD_BYTES by default, 0 turns it off): after each commit
  * (each batch, when corked) the producer writes a zero into each whole cache
  * line of free space from the line after the next type word's up to WRITE_AHEAD_BYTES past its tail: never into
  * the line holding the consumer's head as the producer last read it (the real head is never behind that), and
@@ -52,8 +52,7 @@
  * through memory, and each line the producer writes was last read by the consumer a lap earlier; written ahead,
  * it is already the producer's when the record lands there. It cut a 64 B ping-pong of the ring by a fifth to
  * a third, with the two processes on near or distant cores (bench/ring/layout-ab.ts; docs/BENCHMARKS.md,
- * "The ring writes ahead"). It is off by default: with it on, test/net/leaks.test.ts (10 000 short kbypass/net
- * connections) stalled after a few dozen connections in 2 runs of 3, and the cause is not found yet.
+ * "The ring writes ahead").
  *
  * Publishing: on x86-64 (total store order) the type word and the head are written with a plain store, which
  * keeps every earlier store (the record) ordered before it and costs no fence: an `xchg` (Atomics.store)
@@ -100,8 +99,8 @@ export const CTRL_PRODUCER_CLOSED = 49;
 export const RECORD_HEADER_BYTES = 8;
 /** Cache line size assumed by the producer's writing ahead (64 B on x86-64 and most arm64). */
 export const LINE_BYTES = 64;
-/** How far past its tail the producer takes the cache lines of free space when writing ahead is on (see
- *  "Writing ahead" above; RingProducer.writeAheadBytes, off by default). */
+/** How far past its tail the producer takes the cache lines of free space (see "Writing ahead" above;
+ *  RingProducer.writeAheadBytes). */
 export const WRITE_AHEAD_BYTES = 320;
 /** Bytes of the ring always left free (the zeroed type word after the last record). */
 export const RING_SLACK_BYTES = 8;

@@ -347,10 +347,13 @@ test('writing ahead: after a commit the whole free lines up to WRITE_AHEAD_BYTES
   assert.deepEqual(drain(f.consumer), [messageBytes(1, 40)]);
 });
 
-test('writing ahead is off by default and with writeAheadBytes = 0: free space is left as it was', () => {
-  for (const on of [false, true]) {
+test('writing ahead is on by default (WRITE_AHEAD_BYTES, a quarter of a smaller ring); 0 turns it off', () => {
+  assert.equal(makeRing(CAP).producer.writeAheadBytes, Math.min(WRITE_AHEAD_BYTES, CAP / 4));
+  assert.equal(makeRing(1024).producer.writeAheadBytes, 256);
+  assert.equal(makeRing(1 << 20).producer.writeAheadBytes, WRITE_AHEAD_BYTES);
+  {
     const f = makeRing(CAP);
-    if (on) { f.producer.writeAheadBytes = WRITE_AHEAD_BYTES; f.producer.writeAheadBytes = 0; }
+    f.producer.writeAheadBytes = 0;
     f.bytes.fill(0xff);
     f.producer.offer(TYPE_DATA, messageBytes(1, 40), 0, 40);
     assert.equal(f.words[48 >> 2], 0, 'the next type word is still zeroed: that is the protocol');

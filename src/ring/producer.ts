@@ -9,7 +9,7 @@
  */
 import {
   CTRL_CONSUMER_WAITING, CTRL_HEAD, CTRL_PRODUCER_CLOSED, CTRL_PRODUCER_WAITING, FRAG_FIRST_PREFIX_BYTES,
-  LINE_BYTES, PLAIN_PUBLISH, RECORD_HEADER_BYTES, RING_CONTROL_BYTES, RING_SLACK_BYTES, TYPE_PAD,
+  LINE_BYTES, PLAIN_PUBLISH, RECORD_HEADER_BYTES, RING_CONTROL_BYTES, RING_SLACK_BYTES, TYPE_PAD, WRITE_AHEAD_BYTES,
   maxRecordPayload,
 } from './layout';
 
@@ -38,8 +38,8 @@ export class RingProducer {
   #headCache = 0;
   /** Position up to which the lines ahead of the tail have been written ahead (see #writeAhead). */
   #aheadTo = 0;
-  /** Off by default (layout.ts, "Writing ahead": an open question); WRITE_AHEAD_BYTES when turned on. */
-  #writeAheadBytes = 0;
+  /** WRITE_AHEAD_BYTES, or a quarter of a smaller ring (layout.ts, "Writing ahead"). */
+  #writeAheadBytes: number;
   /** True from a reserve() until its commit() or abort(): the bytes past the tail are a claim's, not free. */
   #reserved = false;
   #corked = 0;
@@ -59,6 +59,7 @@ export class RingProducer {
     this.bytesOffset = ringByteOffset + RING_CONTROL_BYTES;
     this.#i32 = new Int32Array(buffer, ringByteOffset + RING_CONTROL_BYTES, capacity >> 2);
     this.#wake = wake;
+    this.#writeAheadBytes = Math.min(WRITE_AHEAD_BYTES, capacity / 4);
   }
 
   /** Say which array is the other ring of this region (the incoming one), and where it starts. */
@@ -100,7 +101,7 @@ export class RingProducer {
 
   /**
    * How far past the tail to write ahead after a commit, bytes (layout.ts, "Writing ahead"): an integer from 0
-   * (not at all) to a quarter of the ring. Default 0 (off); WRITE_AHEAD_BYTES is the distance measured.
+   * (not at all) to a quarter of the ring. Default WRITE_AHEAD_BYTES (320), or a quarter of a smaller ring.
    */
   get writeAheadBytes(): number { return this.#writeAheadBytes; }
   set writeAheadBytes(v: number) {
