@@ -119,19 +119,36 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     }
     debug('%s channel open: peer pid %d uid %d, ring %d bytes', init.role, init.peer.pid, init.peer.uid, init.capacity);
     if (channelOpen.hasSubscribers) channelOpen.publish({ channel: this, role: init.role, peer: init.peer, ringSize: init.capacity });
-    this.on('newListener', (event) => {
-      if (event === 'message' && !this.#listening) {
-        this.#listening = true;
-        this.#schedule();
-      }
-    });
-    this.on('removeListener', (event) => {
-      if (event === 'message' && this.listenerCount('message') === 0) {
-        this.#listening = false;
-        this.#rx.unpark();
-        if (this.#finishDeferred && this.#state !== 'closed') this.#finish();
-      }
-    });
+    this.on('newListener', this.#onNewListener);
+    this.on('removeListener', this.#onRemoveListener);
+  }
+
+  /** The first 'message' listener starts event-driven delivery. */
+  #onNewListener = (event: string | symbol): void => {
+    if (event === 'message' && !this.#listening) {
+      this.#listening = true;
+      this.#schedule();
+    }
+  };
+
+  /** The last 'message' listener gone: delivery stops (messages wait in the ring for poll() or a listener). */
+  #onRemoveListener = (event: string | symbol): void => {
+    if (event === 'message' && this.listenerCount('message') === 0) {
+      this.#listening = false;
+      this.#rx.unpark();
+      if (this.#finishDeferred && this.#state !== 'closed') this.#finish();
+    }
+  };
+
+  /**
+   * As EventEmitter's, but the channel's own 'newListener' / 'removeListener' hooks stay: without them a
+   * 'message' listener added afterwards would never be called.
+   */
+  override removeAllListeners(event?: string | symbol): this {
+    if (event === undefined) super.removeAllListeners(); else super.removeAllListeners(event);
+    if (!this.listeners('newListener').includes(this.#onNewListener)) super.on('newListener', this.#onNewListener);
+    if (!this.listeners('removeListener').includes(this.#onRemoveListener)) super.on('removeListener', this.#onRemoveListener);
+    return this;
   }
 
   /** 'open', 'closing' (close() called, waiting for the peer) or 'closed'. */
@@ -568,6 +585,7 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   }
 
   #yieldOrPark(): void {
+    this.#takeTurn(); // a run scheduled by a listener during this turn's dispatch: the turn set here covers it
     const now = performance.now();
     if (now - this.#idleSince < (this.#opts.spinMicros + this.#opts.yieldMicros) / 1000) {
       this.#lookOnly = false;

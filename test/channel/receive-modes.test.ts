@@ -143,4 +143,27 @@ describe('receive modes', () => {
       await p.close();
     }
   });
+
+  it('removeAllListeners() (all events, or just message) stops delivery; a listener added afterwards gets what waited', opts, async () => {
+    const p = await pair();
+    try {
+      for (const which of ['all', 'message'] as const) {
+        const first: string[] = [];
+        p.srv.on('message', (m: Uint8Array) => { first.push(Buffer.from(m).toString()); });
+        p.cli.send(`${which} one`);
+        await sleep(20);
+        assert.deepEqual(first, [`${which} one`]);
+        if (which === 'all') p.srv.removeAllListeners(); else p.srv.removeAllListeners('message');
+        assert.equal(p.srv.listenerCount('message'), 0);
+        p.cli.send(`${which} two`);
+        await sleep(20);
+        assert.deepEqual(first, [`${which} one`], 'no listener: not delivered');
+        const got = await collect(p.srv, 1, 2000);
+        assert.equal(got[0]!.toString(), `${which} two`);
+      }
+    } finally {
+      await p.close();
+    }
+  });
 });
+
