@@ -154,8 +154,8 @@ static napi_value wrap_mapping(napi_env env, struct mapping *m) {
   napi_status st_ab = napi_create_external_arraybuffer(env, addr, (size_t)size, mapping_finalize, m, &ab);
   if (st_ab != napi_ok) return kb_throw_napi(env, "napi_create_external_arraybuffer");
   /* No napi_adjust_external_memory: V8 counts an external ArrayBuffer's length toward its external memory by
-   * itself. Reporting it again doubled the pressure: 600 mappings of 4 MiB ran 44 full collections with the
-   * report and 24 without, and cost 583 against 245 µs per create + attach (docs/BENCHMARKS.md). */
+   * itself. Reporting it again doubled the pressure: creating and attaching 300 regions of 4 MiB ran 46
+   * mark-compacts with the report and 26 without, 540 against 248 µs each (docs/BENCHMARKS.md). */
   return ab;
 }
 

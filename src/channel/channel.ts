@@ -81,8 +81,6 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   #paused = false;
   #idleSince = -1;
   #immediate: NodeJS.Immediate | null = null;
-  /** The pending #immediate is only #parkedLook (which polls nothing unless it sees data): #schedule replaces it. */
-  #lookOnly = false;
   /** The sender's look for room (see #waitForSpace), and when it began. */
   #spaceTurnTimer: NodeJS.Immediate | null = null;
   #spaceSince = 0;
@@ -531,24 +529,19 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   }
 
   /**
-   * Make sure a #run comes on the next turn. A pending run or yield turn polls anyway; a pending #parkedLook
-   * does not (it polls only if it sees data), so it is replaced: else a listener added right after the channel
-   * parked, and unparked again by the last listener's removal, would wait for a doorbell nobody rings.
+   * Make sure a #run comes on the next turn, in place of whatever turn was pending. A pending #parkedLook
+   * polls only if it sees data: kept, it would leave a listener added right after the channel parked (and
+   * unparked again by the last listener's removal) waiting for a doorbell nobody rings.
    */
   #schedule(): void {
     if (this.#state === 'closed') return;
-    if (this.#immediate !== null) {
-      if (!this.#lookOnly) return;
-      clearImmediate(this.#immediate);
-    }
-    this.#lookOnly = false;
+    this.#takeTurn();
     this.#immediate = setImmediate(this.#run);
   }
 
   /** This turn is taken: drop whatever turn was pending (a no-op for the one running now). */
   #takeTurn(): void {
     if (this.#immediate !== null) { clearImmediate(this.#immediate); this.#immediate = null; }
-    this.#lookOnly = false;
   }
 
   /** Event-driven receive: dispatch, spin for spinMicros after the last message, yield, then park. */
@@ -588,7 +581,6 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     this.#takeTurn(); // a run scheduled by a listener during this turn's dispatch: the turn set here covers it
     const now = performance.now();
     if (now - this.#idleSince < (this.#opts.spinMicros + this.#opts.yieldMicros) / 1000) {
-      this.#lookOnly = false;
       this.#immediate = setImmediate(this.#yieldTurn);
       return;
     }
@@ -596,16 +588,13 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
     // The peer's last commit may have sat in its store buffer when it read our flag (layout.ts, "Wake-ups"):
     // look once more on the next event-loop turn (the buffer has long drained by then), and, as a last resort,
     // a millisecond later.
-    this.#lookOnly = true;
     this.#immediate = setImmediate(this.#parkedLook);
     this.#armRecheck();
   }
 
   #parkedLook = (): void => {
     this.#takeTurn();
-    // Not parked any more with nothing to read (our flag was cleared, by the producer about to ring or by
-    // a listener's removal): run, which parks again properly, rather than wait for a doorbell.
-    if (this.#active() && (this.#rx.hasData() || this.#rx.producerClosed() || !this.#rx.parked)) this.#run();
+    if (this.#active() && (this.#rx.hasData() || this.#rx.producerClosed())) this.#run();
   };
 
   /** One poll per event-loop turn; back to spinning on the first message. */

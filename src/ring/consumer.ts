@@ -145,9 +145,6 @@ export class RingConsumer {
     return false;
   }
 
-  /** True while our waiting flag is set (the producer rings us on its next commit and clears it). */
-  get parked(): boolean { return Atomics.load(this.#ctrl, CTRL_CONSUMER_WAITING) !== 0; }
-
   /** Clear our waiting flag (we are awake and polling). */
   unpark(): void {
     if (Atomics.load(this.#ctrl, CTRL_CONSUMER_WAITING) !== 0) Atomics.store(this.#ctrl, CTRL_CONSUMER_WAITING, 0);

@@ -335,7 +335,6 @@ test('a head anywhere in [tail − capacity, tail] at 8-byte steps is accepted',
 
 test('writing ahead: after a commit the whole free lines up to WRITE_AHEAD_BYTES past the tail are written', () => {
   const f = makeRing(CAP);
-  f.producer.writeAheadBytes = WRITE_AHEAD_BYTES;
   f.bytes.fill(0xff);
   f.producer.offer(TYPE_DATA, messageBytes(1, 40), 0, 40); // record [0, 48); next type word at 48, in line 0
   // Line 0 holds the record and the next type word: left alone past them (the consumer may poll that word).
@@ -363,7 +362,6 @@ test('writing ahead is on by default (WRITE_AHEAD_BYTES, a quarter of a smaller 
 
 test('writing ahead never touches what the consumer has not read (many laps, the head anywhere in a line)', () => {
   const f = makeRing(CAP);
-  f.producer.writeAheadBytes = WRITE_AHEAD_BYTES;
   const prng = new Prng(7);
   let nextId = 0;
   const sent: Uint8Array[] = [];
@@ -389,7 +387,6 @@ test('writing ahead never touches what the consumer has not read (many laps, the
 test('writing ahead never touches an open reservation: cork/uncork while a claim is open, then commit', () => {
   for (const order of ['claim-cork-uncork', 'cork-claim-uncork', 'cork-send-claim-uncork'] as const) {
     const f = makeRing(CAP);
-  f.producer.writeAheadBytes = WRITE_AHEAD_BYTES;
     const payload = messageBytes(9, 300);
     if (order !== 'claim-cork-uncork') f.producer.cork();
     if (order === 'cork-send-claim-uncork') f.producer.offer(TYPE_DATA, messageBytes(8, 20), 0, 20);
@@ -406,14 +403,12 @@ test('writing ahead never touches an open reservation: cork/uncork while a claim
 
 test('an aborted reservation lets writing ahead resume; so does an offer in its place', () => {
   const f = makeRing(CAP);
-  f.producer.writeAheadBytes = WRITE_AHEAD_BYTES;
   f.bytes.fill(0xff);
   assert.ok(f.producer.reserve(100) >= 0);
   f.producer.abort();
   f.producer.offer(TYPE_DATA, messageBytes(1, 40), 0, 40);
   assert.equal(f.words[LINE_BYTES >> 2], 0, 'written ahead after the abort');
   const g = makeRing(CAP);
-  g.producer.writeAheadBytes = WRITE_AHEAD_BYTES;
   g.bytes.fill(0xff);
   assert.ok(g.producer.reserve(100) >= 0);
   g.producer.offer(TYPE_DATA, messageBytes(1, 40), 0, 40); // the reservation is forgotten
@@ -423,7 +418,6 @@ test('an aborted reservation lets writing ahead resume; so does an offer in its 
 
 test('writing ahead across the int32 sign change of positions (head + capacity just below 2^31)', () => {
   const f = makeRing(CAP);
-  f.producer.writeAheadBytes = WRITE_AHEAD_BYTES;
   const big = new Uint8Array(f.producer.maxPayload);
   const target = 2 ** 31 - CAP - 128; // head + capacity sits just below 2^31, tail + WRITE_AHEAD_BYTES just above
   while (((target - f.ctrl[CTRL_HEAD]!) >>> 0) !== 0) {
@@ -443,7 +437,6 @@ test('writing ahead across the int32 sign change of positions (head + capacity j
 
 test('writeAheadBytes takes an integer from 0 to a quarter of the ring', () => {
   const f = makeRing(CAP);
-  f.producer.writeAheadBytes = WRITE_AHEAD_BYTES;
   f.producer.writeAheadBytes = 0;
   f.producer.writeAheadBytes = CAP / 4;
   for (const bad of [-1, CAP / 4 + 1, 1.5, NaN, Infinity]) {
