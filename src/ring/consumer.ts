@@ -2,7 +2,9 @@
  * The reading side of the ring (layout.ts): walks committed records in place and hands each message to a
  * handler as (buffer, offset, length) — no allocation, no copy, no system call per message. A record is there
  * when its type word is non-zero. Fragments are reassembled into a buffer owned by the consumer. The head is
- * published once per poll, after the batch, so the producer never overwrites a record a handler is reading.
+ * published after a handler returns, never before, so the producer never overwrites a record a handler is
+ * reading: at the end of each poll, and within a long batch every PUBLISH_FRACTION of the ring, so that a
+ * producer waiting for room can refill what is already consumed while the rest is read.
  *
  * Every header comes from memory the peer can write: each is checked (bounds, type, fragment order, advertised
  * maximum) before it is used, and the first bad one stops the consumer with a reason. A hostile producer can
@@ -14,6 +16,10 @@ import {
   TYPE_PAD,
 } from './layout';
 import type { Wake } from './producer';
+
+/** Within one poll, the head is published (and a producer waiting for room rung) each time this fraction of
+ *  the ring has been consumed since the last publish. */
+export const PUBLISH_FRACTION = 8;
 
 /**
  * Receives one message. `buffer[offset .. offset + length)` is the message, valid only until the handler
@@ -71,8 +77,9 @@ export class RingConsumer {
     if (this.#polling || this.#fault !== null || limit < 1) return 0;
     const i32 = this.#i32;
     const mask = this.#mask;
-    const start = this.#head;
-    let head = start;
+    let published = this.#head;
+    let head = published;
+    const publishEvery = this.capacity / PUBLISH_FRACTION;
     // The one load a spinning caller repeats: an atomic load, so no compiler may hoist it out of their loop.
     let type = Atomics.load(i32, (head & mask) >> 2);
     if (type === 0) return 0;
@@ -89,12 +96,16 @@ export class RingConsumer {
           break;
         }
         const rec = (length + 15) & ~7;
-        // The producer is never more than capacity − slack bytes ahead of the head we published; records that
-        // run on further go round the ring (a loop that would never end) or were overwritten.
-        if (((head - start) >>> 0) + rec > cap - RING_SLACK_BYTES) {
+        // The producer is never more than capacity − slack bytes ahead of the head we last published; records
+        // that run on further were overwritten, or go round the ring.
+        if (((head - published) >>> 0) + rec > cap - RING_SLACK_BYTES) {
           this.#corrupt(`record at ${pos} runs past the ${cap - RING_SLACK_BYTES} bytes a producer can be ahead of the head`);
           break;
         }
+        // Consumed: its type word goes back to 0, so a record is handed over once. A producer that stops
+        // without zeroing the word after its last record (a hostile one, or one that died mid-write) cannot
+        // make a poll go round the ring again, even after a publish within the batch let it "refill" the ring.
+        i32[pos >> 2] = 0;
         head = (head + rec) | 0;
         if (type === TYPE_DATA) {
           if (this.#asmTotal >= 0) { this.#corrupt('a whole message arrived in the middle of a fragmented one'); break; }
@@ -116,20 +127,31 @@ export class RingConsumer {
           break;
         }
         if (n >= limit) break;
+        if (((head - published) >>> 0) >= publishEvery) {
+          // A long batch: hand the consumed part back now (the producer may be waiting for it).
+          this.#head = head;
+          this.#publish(head);
+          published = head;
+        }
         type = i32[(head & mask) >> 2]!;
         if (type === 0) break;
       }
     } finally {
       this.#polling = false;
       this.#head = head;
-      if (PLAIN_PUBLISH) this.#ctrl[CTRL_HEAD] = head;
-      else Atomics.store(this.#ctrl, CTRL_HEAD, head);
-      if (this.#ctrl[CTRL_PRODUCER_WAITING] !== 0 &&
-          Atomics.compareExchange(this.#ctrl, CTRL_PRODUCER_WAITING, 1, 0) === 1) {
-        this.#wake();
-      }
+      this.#publish(head);
     }
     return n;
+  }
+
+  /** Publish the head, and ring the producer if it is parked waiting for room. */
+  #publish(head: number): void {
+    if (PLAIN_PUBLISH) this.#ctrl[CTRL_HEAD] = head;
+    else Atomics.store(this.#ctrl, CTRL_HEAD, head);
+    if (this.#ctrl[CTRL_PRODUCER_WAITING] !== 0 &&
+        Atomics.compareExchange(this.#ctrl, CTRL_PRODUCER_WAITING, 1, 0) === 1) {
+      this.#wake();
+    }
   }
 
   /**

@@ -40,6 +40,13 @@
  *  Before committing a record the producer zeroes the type word just after it (where the next record will
  *  go), so the consumer always stops at the producer's position; for that, 8 bytes of the ring are always
  *  kept free. A batch (cork/uncork) is committed at once by holding back the type word of its first record.
+ *  The consumer sets a record's type word back to 0 as it consumes it (before publishing a head past it), so
+ *  no record is handed over twice, whatever a producer leaves behind.
+ *
+ *  The head is published after the handler of each record past it has returned: at the end of every poll,
+ *  and within one poll each time an eighth of the ring (consumer.ts, PUBLISH_FRACTION) has been consumed since
+ *  the last publish — so a producer waiting for room refills the consumed part while the rest is being read,
+ *  instead of the two sides taking turns at whole ringfuls.
  * ```
  *
  * Writing ahead (RingProducer.writeAheadBytes, WRITE_AHEAD_BYTES by default, 0 turns it off): after each commit
