@@ -2,8 +2,10 @@
  * `kbypass bench net`: kbypass/net against TCP loopback, in one run, for unmodified node:net / node:http programs
  * (the children, echo.ts, http.ts, bulk.ts): started plain for `tcp`, with `--require <preload>` for `kbypass`.
  * - echo: 64 B round trips between two processes, p50 and p99.
- * - http: HTTP/1.1 keep-alive requests/s, autocannon against a hello-world server.
- * - bulk: 1 GiB (quick: 256 MiB) piped through a socket, bytes/s.
+ * - http: HTTP/1.1 keep-alive requests/s, autocannon against a hello-world server (2 rounds of 5 s per transport,
+ *   alternating; quick: 1 of 3 s).
+ * - bulk: 1 GiB (quick: 256 MiB) piped through a socket, bytes/s (3 transfers per transport, alternating; the
+ *   median counts).
  * The transports run one after the other (never together: the two children want the machine's two cores), and a
  * kbypass figure counts only if the preload's debug lines say its connections went via kbypass.
  */
@@ -14,6 +16,7 @@ import { killChildren, PRELOAD } from './children';
 import { planFor } from './plan';
 import { TRANSPORTS, type Transport } from './protocol';
 import type { NetDetails, NetReport } from './report';
+import { combineHttp, medianBulk } from './rounds';
 import { runBulk, runEcho, runHttp, type BulkRun, type EchoRun, type HttpRun } from './runs';
 
 export interface NetBenchOptions {
@@ -55,7 +58,7 @@ async function run(opts: NetBenchOptions): Promise<NetReport> {
     throw new Error(`the kbypass preload is missing (${preload}): build it with \`npx tsc -p tsconfig.json\`; no kbypass figure can be measured without it`);
   }
   loadAutocannon();
-  const steps = 3 * ORDER.length;
+  const steps = (1 + plan.http.rounds + plan.bulk.repeats) * ORDER.length;
   const { step: progress, done: endProgress } = progressReporter(out, steps);
   const ctx = { preload, echo: out };
 
@@ -64,24 +67,33 @@ async function run(opts: NetBenchOptions): Promise<NetReport> {
     progress(`echo ${t} ${plan.echo.bytes} B (${plan.echo.roundTrips} round trips)`);
     echo[t] = await runEcho(ctx, t, plan.echo);
   }
-  const http = {} as Record<Transport, HttpRun>;
-  for (const t of ORDER) {
-    progress(`http ${t} (${plan.http.connections} connections, ${plan.http.durationSec} s)`);
-    http[t] = await runHttp(ctx, t, plan.http);
+  // http and bulk alternate the transports round by round (plan.ts says why).
+  const httpRuns: Record<Transport, HttpRun[]> = { kbypass: [], tcp: [] };
+  const roundSec = plan.http.durationSec / plan.http.rounds;
+  for (let r = 1; r <= plan.http.rounds; r++) {
+    for (const t of ORDER) {
+      progress(`http ${t} (${plan.http.connections} connections, ${roundSec} s; round ${r} of ${plan.http.rounds})`);
+      httpRuns[t].push(await runHttp(ctx, t, { ...plan.http, durationSec: roundSec }));
+    }
   }
-  const bulk = {} as Record<Transport, BulkRun>;
-  for (const t of ORDER) {
-    progress(`bulk ${t} ${plan.bulk.bytes >> 20} MiB`);
-    bulk[t] = await runBulk(ctx, t, plan.bulk);
+  const bulkRuns: Record<Transport, BulkRun[]> = { kbypass: [], tcp: [] };
+  for (let r = 1; r <= plan.bulk.repeats; r++) {
+    for (const t of ORDER) {
+      progress(`bulk ${t} ${plan.bulk.bytes >> 20} MiB (transfer ${r} of ${plan.bulk.repeats})`);
+      bulkRuns[t].push(await runBulk(ctx, t, plan.bulk));
+    }
   }
   endProgress();
+  const http = { kbypass: combineHttp(httpRuns.kbypass), tcp: combineHttp(httpRuns.tcp) };
+  const bulkAll = { kbypass: medianBulk(bulkRuns.kbypass), tcp: medianBulk(bulkRuns.tcp) };
+  const bulk = { kbypass: bulkAll.kbypass.median, tcp: bulkAll.tcp.median };
 
   const per = <T>(f: (t: Transport) => T) => ({ kbypass: f('kbypass'), tcp: f('tcp') });
   const details: NetDetails = {
     echo: per((t) => ({ round_trips: echo[t].round_trips, warmup: plan.echo.warmup, capped: echo[t].capped })),
-    http: per((t) => ({ requests: http[t].requests, duration_sec: http[t].duration_sec, connections: plan.http.connections })),
-    bulk: per((t) => ({ bytes: bulk[t].bytes, secs: bulk[t].secs, server_secs: bulk[t].server.secs })),
-    bypass: { echo: echo.kbypass.evidence, http: http.kbypass.evidence, bulk: bulk.kbypass.evidence },
+    http: per((t) => ({ requests: http[t].requests, duration_sec: http[t].duration_sec, connections: plan.http.connections, rounds: http[t].rounds })),
+    bulk: per((t) => ({ bytes: bulk[t].bytes, secs: bulk[t].secs, server_secs: bulk[t].server.secs, runs: bulkAll[t].runs })),
+    bypass: { echo: echo.kbypass.evidence, http: http.kbypass.evidence, bulk: bulkAll.kbypass.evidence },
   };
   return {
     echo: TRANSPORTS.map((t) => ({ transport: t, bytes: plan.echo.bytes, p50_ns: echo[t].p50_ns, p99_ns: echo[t].p99_ns })),

@@ -81,13 +81,16 @@ test('the terminal report has the three tables and the bars', () => {
     ...sample,
     details: {
       echo: per({ round_trips: 20_000, warmup: 2_000, capped: false }),
-      http: per({ requests: 300_000, duration_sec: 10, connections: 10 }),
-      bulk: per({ bytes: 1 << 30, secs: 0.5, server_secs: 0.49 }),
+      http: per({ requests: 300_000, duration_sec: 10, connections: 10, rounds: [29_000, 31_000] }),
+      bulk: per({ bytes: 1 << 30, secs: 0.5, server_secs: 0.49, runs: [1.9e9, 2.147e9, 2.5e9] }),
       bypass: { echo: ev, http: { ...ev, viaKbypass: 10, accepts: 10 }, bulk: ev },
     },
   };
   const text = formatNetReport(r);
   for (const s of ['Echo round trip', 'HTTP/1.1 keep-alive', 'Bulk transfer, 1 GiB', 'http 10/10', 'Bars']) assert.ok(text.includes(s), s);
+  // Every round and every transfer is shown, not only the figure that counts.
+  assert.ok(text.includes('in 2 rounds, transports alternating') && text.includes('29.0 k 31.0 k'), 'the http rounds');
+  assert.ok(text.includes('the median of 3 transfers per transport') && text.includes('1.90 GB/s 2.15 GB/s 2.50 GB/s'), 'the bulk transfers');
   assert.equal(text.split('\n').filter((l) => / (ok|MISSED)$/.test(l)).length, 3);
 });
 
@@ -134,6 +137,7 @@ test('plan: bounded counts and caps; --quick is smaller', () => {
   assert.equal(quick.bulk.bytes, 256 << 20);
   assert.equal(full.bulk.chunk, 64 << 10);
   assert.deepEqual([full.http.connections, full.http.durationSec, quick.http.durationSec], [10, 10, 3]);
+  assert.deepEqual([full.http.rounds, quick.http.rounds, full.bulk.repeats, quick.bulk.repeats], [2, 1, 3, 3]);
   for (const p of [full, quick]) {
     assert.ok(p.echo.roundTrips > 0 && p.echo.roundTrips <= 20_000 && p.echo.capSec > 0 && p.bulk.capSec > 0);
     assert.ok(p.echo.minRoundTrips <= p.echo.roundTrips);

@@ -14,8 +14,10 @@ export interface NetResult { echo: EchoRow[]; http: HttpRow[]; bulk: BulkRow[] }
 /** What the terminal report shows besides the JSON's figures. */
 export interface NetDetails {
   echo: Record<Transport, { round_trips: number; warmup: number; capped: boolean }>;
-  http: Record<Transport, { requests: number; duration_sec: number; connections: number }>;
-  bulk: Record<Transport, { bytes: number; secs: number; server_secs: number }>;
+  /** `rounds`: each round's requests/s, in order. */
+  http: Record<Transport, { requests: number; duration_sec: number; connections: number; rounds: number[] }>;
+  /** The median transfer's figures; `runs`: every transfer's bytes/s, in order. */
+  bulk: Record<Transport, { bytes: number; secs: number; server_secs: number; runs: number[] }>;
   /** The kbypass runs' debug lines: client connects via kbypass and server accepts, per workload. */
   bypass: Record<'echo' | 'http' | 'bulk', BypassEvidence>;
 }
@@ -57,11 +59,15 @@ export function formatNetReport(r: NetReport): string {
     table(['transport', 'size', 'p50', 'p99', 'tcp÷this'], r.echo.map((x) => [x.transport, size(x.bytes), us(x.p50_ns), us(x.p99_ns), ratio(tcpEcho / x.p50_ns)])),
     ...TRANSPORTS.filter((t) => d.echo[t].capped).map((t) => `  (${t}: time cap reached after ${d.echo[t].round_trips} round trips)`),
     '',
-    `HTTP/1.1 keep-alive, node:http hello world (autocannon in its own process, ${h0.connections} connections, ${h0.duration_sec.toFixed(1)} s)`,
-    table(['transport', 'requests/s', 'requests', '×tcp'], r.http.map((x) => [x.transport, rate(x.requests_per_sec), String(d.http[x.transport].requests), ratio(x.requests_per_sec / tcpHttp)])),
+    `HTTP/1.1 keep-alive, node:http hello world (autocannon in its own process, ${h0.connections} connections, ` +
+      `${h0.duration_sec.toFixed(1)} s per transport in ${h0.rounds.length} round${h0.rounds.length === 1 ? '' : 's'}, transports alternating)`,
+    table(['transport', 'requests/s', 'requests', '×tcp', 'each round'], r.http.map((x) => [x.transport, rate(x.requests_per_sec), String(d.http[x.transport].requests), ratio(x.requests_per_sec / tcpHttp),
+      d.http[x.transport].rounds.map(rate).join(' ')])),
     '',
-    `Bulk transfer, ${size(b0.bytes)} piped in 64 KiB chunks (client: 'connect' to the server's acknowledgement)`,
-    table(['transport', 'bytes/s', 'seconds', 'server s', '×tcp'], r.bulk.map((x) => [x.transport, `${rate(x.bytes_per_sec)}B/s`, d.bulk[x.transport].secs.toFixed(3), d.bulk[x.transport].server_secs.toFixed(3), ratio(x.bytes_per_sec / tcpBulk)])),
+    `Bulk transfer, ${size(b0.bytes)} piped in 64 KiB chunks (client: 'connect' to the server's acknowledgement; ` +
+      `the median of ${b0.runs.length} transfer${b0.runs.length === 1 ? '' : 's'} per transport, transports alternating)`,
+    table(['transport', 'bytes/s', 'seconds', 'server s', '×tcp', 'each transfer'], r.bulk.map((x) => [x.transport, `${rate(x.bytes_per_sec)}B/s`, d.bulk[x.transport].secs.toFixed(3), d.bulk[x.transport].server_secs.toFixed(3), ratio(x.bytes_per_sec / tcpBulk),
+      d.bulk[x.transport].runs.map((v) => `${rate(v)}B/s`).join(' ')])),
     '',
     'kbypass runs (KBYPASS_DEBUG lines): client connects via kbypass / server accepts via kbypass: ' +
       (['echo', 'http', 'bulk'] as const).map((w) => `${w} ${d.bypass[w].viaKbypass}/${d.bypass[w].accepts}`).join(', ') +
