@@ -264,8 +264,8 @@ export class Channel extends EventEmitter implements ClaimOwner, AsyncIterable<U
   /**
    * Busy-poll receive: hand up to `limit` (an integer >= 1, or Infinity; default 64) waiting messages to
    * `handler(buffer, offset, length)` and return how many. The bytes are ring memory, valid only during the
-   * call: copy what you keep. Their space goes back to the sender when the call returns, so a sender can find
-   * the ring full (trySend false, then 'drain') while this side is in a long poll(). Returns 0 when there is
+   * call: copy what you keep. Their space goes back to the sender when the call returns, and during a long call
+   * every eighth of the ring (one call takes at most one ring's worth). Returns 0 when there is
    * nothing, inside a handler, and after 'close' once what the peer sent before it left has been read. It also
    * moves sends queued by send() into the ring, so a busy-poll loop needs no event-loop turn.
    */

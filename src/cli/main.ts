@@ -26,9 +26,10 @@ Commands:
   bench net    Unmodified node:net / node:http programs (server and client in two processes) over
                kbypass (both started with --require kbypass/preload) and over TCP, in one run:
                64 B echo round trip (p50, p99), HTTP/1.1 keep-alive requests/s (autocannon,
-               10 connections), and a 1 GiB piped transfer (bytes/s). Fails if a kbypass figure
+               10 connections, two rounds of 5 s), and 1 GiB piped transfers (bytes/s, the median of
+               three), the transports alternating round by round. Fails if a kbypass figure
                was not measured over kbypass (the preload's KBYPASS_DEBUG lines say which way).
-      --quick        3 s of HTTP per transport, 256 MiB transfer (about 15 s)
+      --quick        one round of 3 s of HTTP per transport, 256 MiB transfers (about 15 s)
       --json         print one JSON object on stdout instead of tables
 
   bench verbs  kbypass/verbs on shm0 against the floors, in one run: write_lat and send_lat

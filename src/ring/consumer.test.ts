@@ -230,27 +230,30 @@ test('hostile: a PAD covering the whole ring (the consumer would go round foreve
   expectFault(f, CORRUPT, /record at 0 runs past the 4088 bytes a producer can be ahead of the head/);
 });
 
-test('hostile: records that go round the ring without a zero type word are each handed over once, and the poll ends', () => {
+test('hostile: records that go round the ring without a zero type word are each handed over once, then nothing', () => {
   // Whole messages all the way round, and no zero type word anywhere: a consumer that did not clear what it
-  // consumed would come back to the first record and deliver them forever.
+  // consumed would come back to the first record and deliver them again, lap after lap. (A fixed number of
+  // polls, each at most one lap: a regression fails here instead of hanging.)
   const f = makeRing(CAP);
   for (let pos = 0; pos < CAP; pos += 16) { putRecord(f, pos, TYPE_DATA, 8); putU32(f, pos + 8, pos); }
-  const got = drain(f.consumer);
-  assert.deepEqual(got.map((b) => new DataView(b.buffer).getUint32(0, true)), Array.from({ length: CAP / 16 }, (_, i) => i * 16));
-  assert.equal(f.consumer.poll(() => assert.fail('handed over twice'), Infinity), 0);
+  const got: number[] = [];
+  const counts: number[] = [];
+  for (let i = 0; i < 4; i++) counts.push(f.consumer.poll(inBounds((b, o) => { got.push(new DataView(b.buffer, b.byteOffset + o, 4).getUint32(0, true)); }), Infinity));
+  assert.deepEqual(got, Array.from({ length: CAP / 16 }, (_, i) => i * 16), 'each once, in order');
+  assert.deepEqual(counts, [CAP / 16 - 1, 1, 0, 0], 'one lap (less the slack) per poll, then the last, then nothing');
   assert.equal(f.consumer.hasData(), false);
   assert.equal(f.consumer.fault, null);
   assert.equal(f.ctrl[CTRL_HEAD], CAP, 'the head went once round');
   // A fragmented message that never ends: after its first fragment, empty middle fragments all the way round
   // (the first fragment's slot too, rewritten once consumed). The consumer takes each once and then waits for
-  // the rest, which never comes: no message, no loop.
+  // the rest, which never comes: no message, no fault, no second lap.
   const g = makeRing(CAP);
   putRecord(g, 0, TYPE_FRAG_FIRST, 16);
   putU32(g, 8, 100);
   assert.equal(g.consumer.poll(() => assert.fail('incomplete'), Infinity), 0);
   assert.equal(g.ctrl[CTRL_HEAD], 24);
   for (let pos = 0; pos < CAP; pos += 8) putRecord(g, pos, TYPE_FRAG_MIDDLE, 0);
-  assert.equal(g.consumer.poll(() => assert.fail('incomplete'), Infinity), 0);
+  for (let i = 0; i < 4; i++) assert.equal(g.consumer.poll(() => assert.fail('incomplete'), Infinity), 0);
   assert.equal(g.ctrl[CTRL_HEAD], CAP + 24, 'each middle fragment consumed once');
   assert.equal(g.consumer.hasData(), false);
   assert.equal(g.consumer.fault, null);
@@ -278,13 +281,37 @@ test('a long batch publishes the head every eighth of the ring, rings a waiting 
     if (f.wakes.producer > 0 && refilled < 6 && p.hasRoomFor(len)) { put(f, TYPE_DATA, messageBytes(id++, len)); refilled++; }
   }), Infinity);
   assert.equal(f.consumer.fault, null);
-  assert.equal(n, filled + refilled, 'the records written during the poll were taken by it too');
+  assert.equal(n, filled, 'one lap: the whole ring as it was');
   assert.ok(refilled > 0, 'the producer found room before the poll ended');
   assert.equal(f.wakes.producer, 1, 'the waiting producer was rung once, during the batch');
   // Seen from a handler, the head is where the last publish left it: every 512 bytes (two records), never ahead
   // of a record not yet handed over.
   heads.forEach((h, i) => assert.equal(h, Math.floor(i / 2) * 512, `head seen by handler ${i}`));
   assert.equal(f.ctrl[CTRL_HEAD], n * 256);
+  const next = drain(f.consumer);
+  assert.equal(next.length, refilled, 'what it wrote during the poll comes with the next one, in order');
+  next.forEach((m, i) => assert.deepEqual(m, messageBytes(filled + i, len)));
+});
+
+test('a producer that refills as fast as the consumer publishes cannot keep one poll going past one lap', () => {
+  const f = makeRing(CAP);
+  const p = f.producer;
+  const len = 248;
+  let id = 0;
+  while (p.hasRoomFor(len)) put(f, TYPE_DATA, messageBytes(id++, len));
+  let inside = 0;
+  let insideTrue = 0;
+  const n = f.consumer.poll(() => {
+    inside++;
+    if (f.consumer.hasData()) insideTrue++;
+    // Keep the ring full (for 200 records: a consumer without the bound then fails here instead of hanging).
+    if (id < 200) while (p.hasRoomFor(len)) put(f, TYPE_DATA, messageBytes(id++, len));
+  }, Infinity);
+  assert.equal(n, Math.floor((CAP - RING_SLACK_BYTES) / 256), 'one lap of 256-byte records, less the slack');
+  assert.equal(insideTrue, inside, 'hasData() is true inside a handler: the batch is not over');
+  assert.equal(f.consumer.fault, null);
+  assert.ok(f.consumer.hasData(), 'the rest waits for the next poll');
+  assert.equal(f.consumer.poll(() => undefined, Infinity), id - n, 'and the next poll takes it');
 });
 
 test('hostile: unknown record types', () => {

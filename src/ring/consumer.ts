@@ -4,7 +4,8 @@
  * when its type word is non-zero. Fragments are reassembled into a buffer owned by the consumer. The head is
  * published after a handler returns, never before, so the producer never overwrites a record a handler is
  * reading: at the end of each poll, and within a long batch every PUBLISH_FRACTION of the ring, so that a
- * producer waiting for room can refill what is already consumed while the rest is read.
+ * producer waiting for room can refill what is already consumed while the rest is read. One poll goes at most
+ * once round the ring.
  *
  * Every header comes from memory the peer can write: each is checked (bounds, type, fragment order, advertised
  * maximum) before it is used, and the first bad one stops the consumer with a reason. A hostile producer can
@@ -63,9 +64,9 @@ export class RingConsumer {
   /** True once the producer has said it committed its last record (orderly close). */
   producerClosed(): boolean { return Atomics.load(this.#ctrl, CTRL_PRODUCER_CLOSED) !== 0; }
 
-  /** True if a committed record is waiting. */
+  /** True if a committed record is waiting (always, from inside a handler: the batch is not over). */
   hasData(): boolean {
-    return this.#fault === null && Atomics.load(this.#i32, (this.#head & this.#mask) >> 2) !== 0;
+    return this.#fault === null && (this.#polling || Atomics.load(this.#i32, (this.#head & this.#mask) >> 2) !== 0);
   }
 
   /**
@@ -77,8 +78,9 @@ export class RingConsumer {
     if (this.#polling || this.#fault !== null || limit < 1) return 0;
     const i32 = this.#i32;
     const mask = this.#mask;
-    let published = this.#head;
-    let head = published;
+    const start = this.#head;
+    let published = start;
+    let head = start;
     const publishEvery = this.capacity / PUBLISH_FRACTION;
     // The one load a spinning caller repeats: an atomic load, so no compiler may hoist it out of their loop.
     let type = Atomics.load(i32, (head & mask) >> 2);
@@ -102,9 +104,12 @@ export class RingConsumer {
           this.#corrupt(`record at ${pos} runs past the ${cap - RING_SLACK_BYTES} bytes a producer can be ahead of the head`);
           break;
         }
-        // Consumed: its type word goes back to 0, so a record is handed over once. A producer that stops
-        // without zeroing the word after its last record (a hostile one, or one that died mid-write) cannot
-        // make a poll go round the ring again, even after a publish within the batch let it "refill" the ring.
+        // One lap per poll: a producer refilling what this poll published could otherwise keep it going for ever
+        // (the rest is the next poll's; the first record always fits, or the check above failed it).
+        if (((head - start) >>> 0) + rec > cap - RING_SLACK_BYTES) break;
+        // Consumed: its type word goes back to 0, so no record position is handed over twice. A producer that
+        // stops without zeroing the word after its last record (a hostile one, or one that died mid-write)
+        // cannot make later polls go round the ring again and again.
         i32[pos >> 2] = 0;
         head = (head + rec) | 0;
         if (type === TYPE_DATA) {
@@ -129,7 +134,6 @@ export class RingConsumer {
         if (n >= limit) break;
         if (((head - published) >>> 0) >= publishEvery) {
           // A long batch: hand the consumed part back now (the producer may be waiting for it).
-          this.#head = head;
           this.#publish(head);
           published = head;
         }

@@ -41,12 +41,12 @@
  *  go), so the consumer always stops at the producer's position; for that, 8 bytes of the ring are always
  *  kept free. A batch (cork/uncork) is committed at once by holding back the type word of its first record.
  *  The consumer sets a record's type word back to 0 as it consumes it (before publishing a head past it), so
- *  no record is handed over twice, whatever a producer leaves behind.
+ *  no record position is handed over twice, whatever a producer leaves behind.
  *
  *  The head is published after the handler of each record past it has returned: at the end of every poll,
  *  and within one poll each time an eighth of the ring (consumer.ts, PUBLISH_FRACTION) has been consumed since
  *  the last publish — so a producer waiting for room refills the consumed part while the rest is being read,
- *  instead of the two sides taking turns at whole ringfuls.
+ *  instead of the two sides taking turns at whole ringfuls. One poll still goes at most once round the ring.
  * ```
  *
  * Writing ahead (RingProducer.writeAheadBytes, WRITE_AHEAD_BYTES by default, 0 turns it off): after each commit
@@ -56,7 +56,8 @@
  * not while a reservation is open (a zero-copy claim's payload lies past the tail until its commit). Lines
  * already written ahead are not written again. Free space is the producer's: the consumer never reads past the
  * type word at its head, so what free space holds does not matter. The point is the cache: a ring walks
- * through memory, and each line the producer writes was last read by the consumer a lap earlier; written ahead,
+ * through memory, and each line the producer writes was last touched by the consumer a lap earlier (it reads
+ * every record and writes each type word back to 0); written ahead,
  * it is already the producer's when the record lands there. It cut a 64 B ping-pong of the ring by a fifth to
  * a third, with the two processes on near or distant cores (bench/ring/layout-ab.ts; docs/BENCHMARKS.md,
  * "The ring writes ahead").

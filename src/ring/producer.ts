@@ -165,7 +165,7 @@ export class RingProducer {
   /**
    * After a commit (a batch's, when corked), take ownership of the next few cache lines of free space by
    * writing a zero into each (layout.ts, "Writing ahead"): the next records' stores then hit lines this core
-   * already holds, instead of each waiting for a line last read by the consumer a lap ago. Only whole lines of
+   * already holds, instead of each waiting for a line last touched by the consumer a lap ago. Only whole lines of
    * free space are written: from the line after the one holding the next type word (which the consumer may be
    * polling) up to writeAheadBytes past the tail, never into the line holding the consumer's head (as last
    * read: the real head is never behind it), and not at all while a reservation is open (its payload lies past
