@@ -20,7 +20,7 @@ import { combineHttp, medianBulk } from './rounds';
 import { runBulk, runEcho, runHttp, type BulkRun, type EchoRun, type HttpRun } from './runs';
 
 export interface NetBenchOptions {
-  /** Shorter: 3 s of http per transport, 256 MiB of bulk (about 15 s in all, against 30 s). Default false. */
+  /** Shorter: one round of 3 s of http per transport, 256 MiB transfers (about 15 s in all, against 30 s). Default false. */
   readonly quick?: boolean;
   /** Progress lines (and the children's stray stderr lines) go here (null: none). Default process.stderr. */
   readonly progress?: NodeJS.WritableStream | null;
