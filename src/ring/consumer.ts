@@ -40,6 +40,8 @@ export class RingConsumer {
   readonly #wake: Wake;
   readonly #maxMessage: number;
   #head = 0;
+  /** Bytes consumed within one poll between two publishes of the head (capacity / PUBLISH_FRACTION). */
+  readonly #publishEvery: number;
   #fault: ConsumerFault | null = null;
   #polling = false;
   // Reassembly of a fragmented message.
@@ -50,6 +52,7 @@ export class RingConsumer {
   /** @param maxMessage the largest message this side accepts (advertised to the peer at the handshake) */
   constructor(buffer: ArrayBuffer, ringByteOffset: number, capacity: number, maxMessage: number, wake: Wake) {
     this.capacity = capacity;
+    this.#publishEvery = capacity / PUBLISH_FRACTION;
     this.#mask = capacity - 1;
     this.#maxMessage = maxMessage;
     this.#ctrl = new Int32Array(buffer, ringByteOffset, RING_CONTROL_BYTES >> 2);
@@ -81,7 +84,7 @@ export class RingConsumer {
     const start = this.#head;
     let published = start;
     let head = start;
-    const publishEvery = this.capacity / PUBLISH_FRACTION;
+    const publishEvery = this.#publishEvery;
     // The one load a spinning caller repeats: an atomic load, so no compiler may hoist it out of their loop.
     let type = Atomics.load(i32, (head & mask) >> 2);
     if (type === 0) return 0;
@@ -98,15 +101,17 @@ export class RingConsumer {
           break;
         }
         const rec = (length + 15) & ~7;
-        // The producer is never more than capacity − slack bytes ahead of the head we last published; records
-        // that run on further were overwritten, or go round the ring.
-        if (((head - published) >>> 0) + rec > cap - RING_SLACK_BYTES) {
-          this.#corrupt(`record at ${pos} runs past the ${cap - RING_SLACK_BYTES} bytes a producer can be ahead of the head`);
+        // One lap per poll: a producer refilling what this poll published could otherwise keep it going for ever;
+        // the rest is the next poll's. Past the lap, the record may also run past what a producer can write:
+        // capacity − slack bytes beyond the head we last published (`published` is between `start` and `head`,
+        // so only a record that ends the lap can fail that). Such a record was overwritten, or goes round the
+        // ring. (The first record of a poll ends the lap only if it is corrupt.)
+        if (((head - start) >>> 0) + rec > cap - RING_SLACK_BYTES) {
+          if (((head - published) >>> 0) + rec > cap - RING_SLACK_BYTES) {
+            this.#corrupt(`record at ${pos} runs past the ${cap - RING_SLACK_BYTES} bytes a producer can be ahead of the head`);
+          }
           break;
         }
-        // One lap per poll: a producer refilling what this poll published could otherwise keep it going for ever
-        // (the rest is the next poll's; the first record always fits, or the check above failed it).
-        if (((head - start) >>> 0) + rec > cap - RING_SLACK_BYTES) break;
         // Consumed: its type word goes back to 0, so no record position is handed over twice. A producer that
         // stops without zeroing the word after its last record (a hostile one, or one that died mid-write)
         // cannot make later polls go round the ring again and again.
