@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createRegion } from '../../src/memory/region';
 import { native } from '../../src/native/binding';
 import {
-  ACCESS_ALL, Access, AtomicCap, Mtu, QpState, QpType, getDeviceList, openDevice, type Context, type QpInitAttr,
+  ACCESS_ALL, Access, AtomicCap, Mtu, PostError, QpAttrMask, QpState, QpType, getDeviceList, openDevice, type Context, type QpInitAttr,
 } from '../../src/verbs';
 
 const code = (c: string) => (e: unknown): boolean => (e as { code?: string }).code === c;
@@ -287,5 +287,29 @@ test('a new QP is in RESET with a unique 24-bit number; query() returns its stat
   assert.throws(() => qps[0]!.postRecv({ wrId: 1 }), code('EINVAL'));
   assert.throws(() => qps[0]!.postSend({ wrId: 1, opcode: 2 }), code('EINVAL'));
   for (const qp of qps) qp.destroy();
+  b.close();
+});
+
+test('a receive queue takes exactly the receives its cap reports (twice those asked for), then ENOMEM with badWr', () => {
+  const b = base();
+  const qp = b.pd.createQp({ qpType: QpType.RC, sendCq: b.cq, recvCq: b.cq, cap: { maxRecvWr: 5 } });
+  // 5 rounds up to 8, doubled (rq-ring.ts, rqSlots): a queue kept full of the receives asked for is half full.
+  assert.equal(qp.cap.maxRecvWr, 16);
+  qp.modify({ qpState: QpState.INIT, pkeyIndex: 0, portNum: 1, qpAccessFlags: 0 }, QpAttrMask.STATE | QpAttrMask.PKEY_INDEX | QpAttrMask.PORT | QpAttrMask.ACCESS_FLAGS);
+  const wr = { wrId: 1 };
+  for (let i = 0; i < qp.cap.maxRecvWr; i++) qp.postRecv(wr);
+  assert.throws(() => qp.postRecv([wr, wr]), (e: unknown) => e instanceof PostError && e.code === 'ENOMEM' && e.badWr === 0);
+  // At the device's limit there is no doubling: the cap never exceeds what query() says the device allows.
+  const lim = b.ctx.query();
+  const big = b.pd.createQp({ qpType: QpType.RC, sendCq: b.cq, recvCq: b.cq, cap: { maxRecvWr: lim.maxQpWr - 1 } });
+  assert.equal(big.cap.maxRecvWr, lim.maxQpWr);
+  const srq = b.pd.createSrq({ maxWr: 3 });
+  assert.equal(srq.maxWr, 8);
+  for (let i = 0; i < srq.maxWr; i++) srq.postRecv(wr);
+  assert.throws(() => srq.postRecv(wr), (e: unknown) => e instanceof PostError && e.code === 'ENOMEM' && e.badWr === 0);
+  const bigSrq = b.pd.createSrq({ maxWr: lim.maxSrqWr });
+  assert.equal(bigSrq.maxWr, lim.maxSrqWr);
+  for (const q of [qp, big]) q.destroy();
+  for (const s of [srq, bigSrq]) s.destroy();
   b.close();
 });

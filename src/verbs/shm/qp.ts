@@ -17,7 +17,7 @@ import {
   QP_I_SRQ, QP_I_STATE, QP_I_TYPE, QP_I_VERSION, QP_MAGIC, qpRegionBytes,
 } from './layout';
 import { OVERRUN, PUSHED_NOTIFY } from './cq-ring';
-import { RecvWqe, RqRing } from './rq-ring';
+import { RecvWqe, RqRing, rqSlots } from './rq-ring';
 import { NOT_READY, RNR, Requester } from './engine';
 import { ShmCq } from './cq';
 import { ShmSrq } from './srq';
@@ -78,8 +78,7 @@ export class ShmQp implements QueuePair {
     const maxRecvSge = Math.max(1, roundCap(c.maxRecvSge, 1, SHM_LIMITS.maxSge, 'maxRecvSge'));
     const maxSendWr = Math.max(1, roundCap(c.maxSendWr, 1, SHM_LIMITS.maxQpWr, 'maxSendWr'));
     let maxRecvWr = srq !== null ? 0 : Math.max(1, roundCap(c.maxRecvWr, 1, SHM_LIMITS.maxQpWr, 'maxRecvWr'));
-    let rqCap = 1;
-    while (rqCap < maxRecvWr) rqCap *= 2;
+    const rqCap = rqSlots(maxRecvWr, SHM_LIMITS.maxQpWr);
     if (srq === null) maxRecvWr = rqCap;
     const maxInlineData = roundCap(c.maxInlineData, 0, SHM_LIMITS.maxInlineData, 'maxInlineData');
     this.cap = { maxSendWr, maxRecvWr, maxSendSge, maxRecvSge: srq !== null ? 0 : maxRecvSge, maxInlineData };

@@ -11,6 +11,26 @@ import { layoutError } from './cq-ring';
 import { PLAIN_PUBLISH } from '../../ring/layout';
 import type { Sge } from '../types';
 
+/**
+ * How many slots a receive queue asked for `requested` receives gets (what `cap.maxRecvWr` / an SRQ's `maxWr`
+ * then report): the power of two at or above it, doubled while that stays within `max`.
+ *
+ * The doubling is for the usual way of using a receive queue: post as many receives as were asked for, and
+ * repost each one as its completion comes (perftest does; so do most servers). In a queue of exactly that many
+ * slots, each repost finds the queue full as far as the owner's cached head knows, so it reads the head, the
+ * line the peer's requester compare-and-swaps on every SEND; that line then crosses between the two cores on
+ * every message, and the slot reposted shares its cache line with the next WQE the requester reads. With twice
+ * the slots the owner reads the head once per `slots - posted` reposts, and writes far from where the requester
+ * reads. send_bw 64 B went from 3.53 to 4.18 M messages/s on average over 8 interleaved pairs
+ * (docs/BENCHMARKS.md, "A receive queue kept full"). libibverbs allows it: ibv_create_qp(3) and
+ * ibv_create_srq(3) may give more than was asked for, and say so in the capabilities they return.
+ */
+export function rqSlots(requested: number, max: number): number {
+  let slots = 1;
+  while (slots < requested) slots *= 2;
+  return slots * 2 <= max ? slots * 2 : slots;
+}
+
 /** A receive WQE as a consumer copied it out (reused by its taker). */
 export class RecvWqe {
   wrId = 0;

@@ -5,7 +5,7 @@ import { native } from '../../native/binding';
 import { PostError, type SharedReceiveQueue, type SrqInitAttr } from '../api';
 import type { RecvWr } from '../types';
 import { rqBytes } from './layout';
-import { RqRing } from './rq-ring';
+import { RqRing, rqSlots } from './rq-ring';
 import type { ShmPd } from './pd';
 import { SHM_LIMITS } from './context';
 import { checkRecvWr } from './post-checks';
@@ -25,8 +25,7 @@ export class ShmSrq implements SharedReceiveQueue {
     const maxSge = init.maxSge ?? 1;
     if (!Number.isInteger(maxWr) || maxWr < 1 || maxWr > SHM_LIMITS.maxSrqWr) throw new KbypassError('EINVAL', `maxWr must be 1 to ${SHM_LIMITS.maxSrqWr}, got ${maxWr}`);
     if (!Number.isInteger(maxSge) || maxSge < 1 || maxSge > SHM_LIMITS.maxSrqSge) throw new KbypassError('EINVAL', `maxSge must be 1 to ${SHM_LIMITS.maxSrqSge}, got ${maxSge}`);
-    let cap = 1;
-    while (cap < maxWr) cap *= 2;
+    const cap = rqSlots(maxWr, SHM_LIMITS.maxSrqWr);
     this.pd = pd;
     this.maxWr = cap;
     this.maxSge = maxSge;
