@@ -19,13 +19,14 @@ napi_value kb_membarrier(napi_env env, napi_callback_info info) {
   int32_t cmd;
   if (!kb_args(env, info, 1, argv) || !kb_arg_int32(env, argv[0], "cmd", &cmd)) return NULL;
   if (cmd < 0) return kb_throw_errno(env, EINVAL, "membarrier");
-#ifndef __NR_membarrier
-  return kb_throw_errno(env, ENOSYS, "membarrier");
-#else
+#ifdef __NR_membarrier
   long r = syscall(__NR_membarrier, cmd, 0, 0);
   if (r < 0) return kb_throw_errno(env, errno, "membarrier");
+#else
+  return kb_throw_errno(env, ENOSYS, "membarrier");
+  long r = 0;
+#endif
   napi_value out;
   KB_NAPI(env, napi_create_int32(env, (int32_t)r, &out));
   return out;
-#endif
 }

@@ -693,7 +693,6 @@ describe('membarrier', () => {
     throwsSys(() => n.membarrier(1 << 30), 'EINVAL', 'membarrier');
     const GLOBAL_EXPEDITED = 2;
     const REGISTER_GLOBAL_EXPEDITED = 4;
-    // (Registering is for the process's life: harmless here, it only makes other processes' fences reach us.)
     if ((mask & (GLOBAL_EXPEDITED | REGISTER_GLOBAL_EXPEDITED)) === (GLOBAL_EXPEDITED | REGISTER_GLOBAL_EXPEDITED)) {
       assert.equal(n.membarrier(REGISTER_GLOBAL_EXPEDITED), 0);
       assert.equal(n.membarrier(GLOBAL_EXPEDITED), 0);

@@ -11,24 +11,19 @@
  * (MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED). A CQ owner that can issue the fence marks its CQ with
  * CQ_FLAG_ARM_FENCE, and runs MEMBARRIER_CMD_GLOBAL_EXPEDITED after each arm of a shared CQ: every running
  * thread of every registered process passes a full barrier before it returns. A registered producer then reads
- * the armed word of a marked CQ with an ordinary load (Atomics.load: a plain mov on x86, which V8 keeps after the
- * commit store). The barrier falls somewhere in the producer's program: after its commit, and the commit is
- * visible to the poll that follows the arm; or before its load, and the load sees the arm (stored before the
- * system call). One of the two always holds, so the event or the completion is seen.
+ * the flag of a marked CQ with a plain load, in program order after its commit. Either the barrier finds the
+ * producer before its load, and the commit is visible to the poll that follows the arm; or the load comes after
+ * the barrier, and sees the arm.
  *
  * Where either half is missing, producers keep the locked read: the kernel or a seccomp filter lacks the
  * commands, the CQ is not marked, or KBYPASS_MEMBARRIER=off. Old and new processes therefore mix safely.
- * The price: an arm of a shared CQ costs one system call (1.44 µs here, with no other process registered) and an
- * inter-processor interrupt to each CPU running a registered process, a busy-polling one too. That cost in an
- * event-driven loop has not been measured here. A program about to wait for an event makes system calls anyway.
- * Should the expedited command ever fail at an arm, the owner falls back to MEMBARRIER_CMD_GLOBAL (every
- * thread of every process, without registration; milliseconds), and only if that fails too does the arm throw.
+ * The price: an arm of a shared CQ costs one system call, about 1.5 µs here, and an inter-processor interrupt
+ * to each CPU running a registered process. A program about to wait for an event makes system calls anyway.
  */
 import { native } from '../../native/binding';
 
 /** <linux/membarrier.h> */
 export const MEMBARRIER_CMD_QUERY = 0;
-export const MEMBARRIER_CMD_GLOBAL = 1 << 0;
 export const MEMBARRIER_CMD_GLOBAL_EXPEDITED = 1 << 1;
 export const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED = 1 << 2;
 
@@ -45,9 +40,7 @@ export function armFenceAvailable(): boolean {
   if (available === undefined) {
     const want = MEMBARRIER_CMD_GLOBAL_EXPEDITED | MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED;
     try {
-      // Asked, then issued once: a seccomp filter may refuse a command the kernel lists.
-      available = allowed() && (native().membarrier(MEMBARRIER_CMD_QUERY) & want) === want &&
-        native().membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) >= 0;
+      available = allowed() && (native().membarrier(MEMBARRIER_CMD_QUERY) & want) === want;
     } catch {
       available = false; // ENOSYS (an old kernel, a seccomp filter) or EPERM: the locked read stays
     }
@@ -72,9 +65,5 @@ export function armFenceRegistered(): boolean {
 
 /** The owner's half, after arming a CQ that peers push into: a full barrier in every registered process. */
 export function armFence(): void {
-  try {
-    native().membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
-  } catch {
-    native().membarrier(MEMBARRIER_CMD_GLOBAL); // slower, and needs no registration: the producers are covered
-  }
+  native().membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
 }

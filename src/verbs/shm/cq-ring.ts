@@ -37,8 +37,6 @@ export class CqRing {
   #tail = 0;
   /** A peer's CQ whose owner fences its producers after arming, and this process is registered: plain armed reads. */
   #plainArmed = false;
-  /** The owner's own record that it marked the CQ ARM_FENCE (never re-read from shared memory, which peers can write). */
-  #armFence = false;
 
   private constructor(buffer: ArrayBuffer, capacity: number) {
     this.capacity = capacity;
@@ -57,9 +55,7 @@ export class CqRing {
     i32[CQ_I_CAPACITY] = capacity;
     if (armFence) i32[CQ_I_FLAGS] = CQ_FLAG_ARM_FENCE;
     Atomics.store(i32, CQ_I_MAGIC, CQ_MAGIC);
-    const r = new CqRing(buffer, capacity);
-    r.#armFence = armFence;
-    return r;
+    return new CqRing(buffer, capacity);
   }
 
   /**
@@ -85,11 +81,8 @@ export class CqRing {
   /** True for an attached CQ (a peer's): its consumer runs in another process. */
   get remote(): boolean { return this.#remote; }
 
-  /**
-   * Owner: true when it marked the CQ ARM_FENCE at init, and so must fence the producers after each arm of the
-   * shared CQ (arm-fence.ts). Kept in this process: a peer rewriting the shared flags word changes nothing here.
-   */
-  get armFenced(): boolean { return this.#armFence; }
+  /** True when the CQ is marked ARM_FENCE: its owner fences the producers after each arm (arm-fence.ts). */
+  get armFenced(): boolean { return (Atomics.load(this.#i32, CQ_I_FLAGS) & CQ_FLAG_ARM_FENCE) !== 0; }
 
   /** True when push() reads the armed word with a plain load: our own CQ, or a fenced peer's CQ. */
   get plainArmed(): boolean { return !this.#remote || this.#plainArmed; }
@@ -142,8 +135,7 @@ export class CqRing {
     // above (x86 lets a load overtake an earlier store), and the consumer — which arms, then polls — would miss
     // both the completion and the event. Unless the owner fences us after arming (arm-fence.ts): then a plain
     // load after the commit, in program order, is enough. Our own CQ's consumer is this thread: so is program order.
-    // (Atomics.load, not a plain read: a mov on x86 all the same, and V8 never moves it above the commit store.)
-    const armed = !this.#remote ? i32[CQ_I_ARMED]! : this.#plainArmed ? Atomics.load(i32, CQ_I_ARMED) : Atomics.compareExchange(i32, CQ_I_ARMED, -1, -1);
+    const armed = this.#remote && !this.#plainArmed ? Atomics.compareExchange(i32, CQ_I_ARMED, -1, -1) : i32[CQ_I_ARMED]!;
     // Solicited-only arming also fires on an error completion (IB spec o11-2.1.2; mlx5 does the same).
     if (armed !== 0 && (armed === CQ_ARM_NEXT || solicited || status !== 0) &&
         Atomics.compareExchange(i32, CQ_I_ARMED, armed, 0) === armed) {
