@@ -25,7 +25,6 @@
         "native/errors.c",
         "native/region.c",
         "native/doorbell.c",
-        "native/membarrier.c",
         "native/unixsock.c",
         "native/watcher.c",
         "native/xsk.c",

@@ -18,7 +18,6 @@ NAPI_MODULE_INIT() {
     FN("dup", kb_dup),
     FN("memlockLimit", kb_memlock_limit),
     FN("mallocTune", kb_malloc_tune),
-    FN("membarrier", kb_membarrier),
     FN("mmapSocket", kb_mmap_socket),
     FN("mmapAnon", kb_mmap_anon),
     FN("unmapNow", kb_unmap_now),

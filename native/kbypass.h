@@ -21,9 +21,6 @@ napi_value kb_mmap_socket(napi_env env, napi_callback_info info);
 napi_value kb_mmap_anon(napi_env env, napi_callback_info info);
 napi_value kb_unmap_now(napi_env env, napi_callback_info info);
 
-/* membarrier.c */
-napi_value kb_membarrier(napi_env env, napi_callback_info info);
-
 /* xdp.c */
 napi_value kb_xsk_socket_napi(napi_env env, napi_callback_info info);
 napi_value kb_xsk_umem_reg_napi(napi_env env, napi_callback_info info);

@@ -62,8 +62,6 @@ export interface NativeBinding {
   close(fd: number): void;
   /** mallopt(M_MMAP_THRESHOLD, mmapBytes) and mallopt(M_TRIM_THRESHOLD, trimBytes) (glibc); false elsewhere. */
   mallocTune(trimBytes: number, mmapBytes: number): boolean;
-  /** membarrier(cmd, 0, 0): the system call's result (MEMBARRIER_CMD_QUERY: the supported commands' mask). */
-  membarrier(cmd: number): number;
   /** getrlimit(RLIMIT_MEMLOCK): [soft, hard] in bytes; -1 means unlimited. */
   memlockLimit(): [number, number];
 

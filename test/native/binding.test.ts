@@ -670,33 +670,6 @@ describe('wrong argument types never crash', () => {
     throwsType(call('watchRef', h, 'yes'));
     throwsType(call('watchUpdate', h, 'x'));
     n.watchStop(h);
-    throwsType(call('membarrier', '0'));
-    throwsType(call('membarrier'));
-  });
-});
-
-// ---------------------------------------------------------------------------------------------------------
-
-describe('membarrier', () => {
-  it('QUERY returns the supported commands; a bad command is EINVAL with the syscall name', () => {
-    let mask: number;
-    try {
-      mask = n.membarrier(0);
-    } catch (e) {
-      // A kernel or seccomp filter without it: the error says so, and the verbs provider keeps its locked reads.
-      assert.equal((e as { syscall?: string }).syscall, 'membarrier');
-      assert.ok(['ENOSYS', 'EPERM'].includes((e as { code?: string }).code ?? ''), String(e));
-      return;
-    }
-    assert.ok(Number.isInteger(mask) && mask >= 0, `mask ${mask}`);
-    throwsSys(() => n.membarrier(-1), 'EINVAL', 'membarrier');
-    throwsSys(() => n.membarrier(1 << 30), 'EINVAL', 'membarrier');
-    const GLOBAL_EXPEDITED = 2;
-    const REGISTER_GLOBAL_EXPEDITED = 4;
-    if ((mask & (GLOBAL_EXPEDITED | REGISTER_GLOBAL_EXPEDITED)) === (GLOBAL_EXPEDITED | REGISTER_GLOBAL_EXPEDITED)) {
-      assert.equal(n.membarrier(REGISTER_GLOBAL_EXPEDITED), 0);
-      assert.equal(n.membarrier(GLOBAL_EXPEDITED), 0);
-    }
   });
 });
 

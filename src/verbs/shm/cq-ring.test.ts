@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { WorkCompletion } from '../types';
 import { CqRing, OVERRUN, PUSHED, PUSHED_NOTIFY } from './cq-ring';
 import {
-  CQE_BYTES, CQ_ARM_NEXT, CQ_FLAG_ARM_FENCE, CQ_FLAG_OVERRUN, CQ_ARM_NONE, CQ_ARM_SOLICITED, CQ_HEADER_BYTES, CQ_I_CAPACITY, CQ_I_FLAGS, CQ_I_HEAD, CQ_I_MAGIC,
+  CQE_BYTES, CQ_ARM_NEXT, CQ_ARM_NONE, CQ_ARM_SOLICITED, CQ_HEADER_BYTES, CQ_I_CAPACITY, CQ_I_FLAGS, CQ_I_HEAD, CQ_I_MAGIC,
   CQ_I_TAIL, CQ_I_VERSION, LAYOUT_VERSION, cqRegionBytes,
 } from './layout';
 
@@ -125,28 +125,6 @@ test('a CQ starts single-producer; an attached CQ is always multi-producer; swit
     assert.equal(cq.poll(1, out), 1);
     checkI(out[0]!, i);
   }
-});
-
-test('ARM_FENCE: set by the owner at init; a peer reads armed plainly only if it is also registered; overrun keeps it', () => {
-  const cap = 4;
-  const fenced = new ArrayBuffer(cqRegionBytes(cap));
-  const owner = CqRing.init(fenced, cap, true);
-  assert.equal(owner.armFenced, true);
-  assert.equal(owner.plainArmed, true, "the owner's own pushes: program order");
-  assert.equal(CqRing.attach(fenced, true).plainArmed, true, 'marked CQ, registered producer: plain');
-  assert.equal(CqRing.attach(fenced, false).plainArmed, false, 'marked CQ, unregistered producer: locked');
-  const plain = new ArrayBuffer(cqRegionBytes(cap));
-  assert.equal(CqRing.init(plain, cap).armFenced, false);
-  assert.equal(CqRing.attach(plain, true).plainArmed, false, 'unmarked CQ: locked, registered or not');
-  // A fenced peer still raises the event for an arm it sees, and the overrun flag leaves the mark alone.
-  const peer = CqRing.attach(fenced, true);
-  owner.arm(CQ_ARM_NEXT);
-  assert.equal(pushI(peer, 0), PUSHED_NOTIFY);
-  for (let i = 1; i < cap; i++) assert.equal(pushI(peer, i), PUSHED);
-  assert.equal(pushI(peer, cap), OVERRUN);
-  assert.equal(owner.overrun, true);
-  assert.equal(owner.armFenced, true);
-  assert.equal(new Int32Array(fenced)[CQ_I_FLAGS], CQ_FLAG_OVERRUN | CQ_FLAG_ARM_FENCE);
 });
 
 test('wrap-around: 1000 laps of a 4-entry CQ, in varying batch sizes, keep order and fields', () => {

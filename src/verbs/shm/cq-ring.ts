@@ -8,7 +8,7 @@ import type { WorkCompletion } from '../types';
 import { PLAIN_PUBLISH } from '../../ring/layout';
 import {
   CQE_BYTE_LEN, CQE_BYTES, CQE_F64_WR_ID, CQE_IMM, CQE_INFO, CQE_QP_NUM, CQE_SEQ, CQE_SKIP, CQE_SLID, CQE_SRC_QP, CQ_ARM_NEXT,
-  CQ_FLAG_ARM_FENCE, CQ_FLAG_OVERRUN, CQ_HEADER_BYTES, CQ_I_ARMED, CQ_I_CAPACITY, CQ_I_EVENTS, CQ_I_FLAGS, CQ_I_HEAD, CQ_I_MAGIC, CQ_I_TAIL,
+  CQ_FLAG_OVERRUN, CQ_HEADER_BYTES, CQ_I_ARMED, CQ_I_CAPACITY, CQ_I_EVENTS, CQ_I_FLAGS, CQ_I_HEAD, CQ_I_MAGIC, CQ_I_TAIL,
   CQ_I_VERSION, CQ_MAGIC, LAYOUT_VERSION, cqRegionBytes, packInfo,
 } from './layout';
 
@@ -35,8 +35,6 @@ export class CqRing {
   #headSeen = 0;
   /** The single producer's tail (used only while !multiProducer). */
   #tail = 0;
-  /** A peer's CQ whose owner fences its producers after arming, and this process is registered: plain armed reads. */
-  #plainArmed = false;
 
   private constructor(buffer: ArrayBuffer, capacity: number) {
     this.capacity = capacity;
@@ -45,24 +43,17 @@ export class CqRing {
     this.#f64 = new Float64Array(buffer, 0, cqRegionBytes(capacity) >> 3);
   }
 
-  /**
-   * Lay out a new CQ of `capacity` entries (a power of two) in zeroed memory. `armFence`: the owner will fence
-   * its producers after each arm of the CQ once shared (arm-fence.ts), so the CQ is marked for plain reads.
-   */
-  static init(buffer: ArrayBuffer, capacity: number, armFence = false): CqRing {
+  /** Lay out a new CQ of `capacity` entries (a power of two) in zeroed memory. */
+  static init(buffer: ArrayBuffer, capacity: number): CqRing {
     const i32 = new Int32Array(buffer, 0, CQ_HEADER_BYTES >> 2);
     i32[CQ_I_VERSION] = LAYOUT_VERSION | (CQE_BYTES << 16);
     i32[CQ_I_CAPACITY] = capacity;
-    if (armFence) i32[CQ_I_FLAGS] = CQ_FLAG_ARM_FENCE;
     Atomics.store(i32, CQ_I_MAGIC, CQ_MAGIC);
     return new CqRing(buffer, capacity);
   }
 
-  /**
-   * Attach to a peer's CQ, checking its header against the region's size. `fenced`: this process is registered
-   * for its owners' fence (arm-fence.ts); a CQ marked ARM_FENCE then has its armed word read with a plain load.
-   */
-  static attach(buffer: ArrayBuffer, fenced = false): CqRing {
+  /** Attach to a peer's CQ, checking its header against the region's size. */
+  static attach(buffer: ArrayBuffer): CqRing {
     if (buffer.byteLength < CQ_HEADER_BYTES) throw layoutError('CQ region smaller than its header');
     const i32 = new Int32Array(buffer, 0, CQ_HEADER_BYTES >> 2);
     if (Atomics.load(i32, CQ_I_MAGIC) !== CQ_MAGIC) throw layoutError('not a kbypass CQ (bad magic)');
@@ -74,18 +65,11 @@ export class CqRing {
     const r = new CqRing(buffer, cap);
     r.multiProducer = true; // an attached CQ is someone else's: its owner and other peers push into it too
     r.#remote = true; // and its consumer runs in another process: push() reads the armed flag with a locked op
-    r.#plainArmed = fenced && (Atomics.load(i32, CQ_I_FLAGS) & CQ_FLAG_ARM_FENCE) !== 0; // unless its owner fences us
     return r;
   }
 
   /** True for an attached CQ (a peer's): its consumer runs in another process. */
   get remote(): boolean { return this.#remote; }
-
-  /** True when the CQ is marked ARM_FENCE: its owner fences the producers after each arm (arm-fence.ts). */
-  get armFenced(): boolean { return (Atomics.load(this.#i32, CQ_I_FLAGS) & CQ_FLAG_ARM_FENCE) !== 0; }
-
-  /** True when push() reads the armed word with a plain load: our own CQ, or a fenced peer's CQ. */
-  get plainArmed(): boolean { return !this.#remote || this.#plainArmed; }
 
   /** True once a producer found the CQ full (IBV_EVENT_CQ_ERR). */
   get overrun(): boolean { return (Atomics.load(this.#i32, CQ_I_FLAGS) & CQ_FLAG_OVERRUN) !== 0; }
@@ -133,9 +117,8 @@ export class CqRing {
     else Atomics.store(i32, base + CQE_SEQ, (t + 1) | 0);
     // Is the CQ armed? For a peer's CQ, read with a locked instruction: a plain load could pass the commit store
     // above (x86 lets a load overtake an earlier store), and the consumer — which arms, then polls — would miss
-    // both the completion and the event. Unless the owner fences us after arming (arm-fence.ts): then a plain
-    // load after the commit, in program order, is enough. Our own CQ's consumer is this thread: so is program order.
-    const armed = this.#remote && !this.#plainArmed ? Atomics.compareExchange(i32, CQ_I_ARMED, -1, -1) : i32[CQ_I_ARMED]!;
+    // both the completion and the event. Our own CQ's consumer is this thread: program order is enough.
+    const armed = this.#remote ? Atomics.compareExchange(i32, CQ_I_ARMED, -1, -1) : i32[CQ_I_ARMED]!;
     // Solicited-only arming also fires on an error completion (IB spec o11-2.1.2; mlx5 does the same).
     if (armed !== 0 && (armed === CQ_ARM_NEXT || solicited || status !== 0) &&
         Atomics.compareExchange(i32, CQ_I_ARMED, armed, 0) === armed) {

@@ -8,7 +8,6 @@ import { native, WATCH_READABLE, type WatchHandle } from '../../native/binding';
 import type { CompChannel, CompletionQueue } from '../api';
 import { WorkCompletion } from '../types';
 import { CQ_ARM_NEXT, CQ_ARM_SOLICITED, cqRegionBytes } from './layout';
-import { armFence, armFenceAvailable } from './arm-fence';
 import { CqRing } from './cq-ring';
 
 /** Something to run when a CQ is polled: a QP whose send queue waits on a timer (RNR back-off). */
@@ -120,7 +119,7 @@ export class ShmCq implements CompletionQueue {
     this.cqe = cap;
     this.channel = channel;
     this.region = createRegion(cqRegionBytes(cap), { name: 'kbypass-cq' });
-    this.ring = CqRing.init(this.region.buffer, cap, armFenceAvailable());
+    this.ring = CqRing.init(this.region.buffer, cap);
     for (let i = 0; i < Math.min(cap, 64); i++) this.wc.push(new WorkCompletion());
     channel?.attach(this);
   }
@@ -137,8 +136,6 @@ export class ShmCq implements CompletionQueue {
   requestNotify(solicitedOnly = false): void {
     if (this.channel === null) throw new KbypassError('EINVAL', 'this CQ has no completion channel');
     this.ring.arm(solicitedOnly ? CQ_ARM_SOLICITED : CQ_ARM_NEXT);
-    // Producers in other processes read the armed word with a plain load: make them see it (arm-fence.ts).
-    if (this.ring.multiProducer && this.ring.armFenced) armFence();
   }
 
   ackEvents(n: number): void {

@@ -17,7 +17,6 @@
  *      +--------+--------+--------+-------------+-------------+-------------+--------------------------
  *    A producer claims ticket t with a CAS on tail (refused when t − head ≥ cap: overrun), writes the CQE at
  *    slot t mod cap, then stores seq = t + 1 (the commit). The consumer takes slot head when seq = head + 1.
- *    flags: bit 0 overrun (sticky), bit 1 ARM_FENCE (the owner fences producers after arming: arm-fence.ts).
  *
  *    CQE (64 B, one cache line, so two CQEs never share a line):
  *      +0 i32 seq | +4 u32 status (bits 0–7), opcode (8–15), wc_flags (16–23), solicited (bit 24) | +8 byte_len
@@ -70,12 +69,6 @@ export const CQ_I_ARMED = 192 >> 2;
 /** Count of notifications sent (the channel compares it with what it has reported). */
 export const CQ_I_EVENTS = (192 >> 2) + 1;
 export const CQ_FLAG_OVERRUN = 1;
-/**
- * Set by the owner at creation when it fences its producers after each arm (arm-fence.ts): a producer
- * registered for that fence may then read the armed word with a plain load. Without it (or unregistered), a
- * producer in another process reads it with a locked instruction. Either way is correct with either owner.
- */
-export const CQ_FLAG_ARM_FENCE = 2;
 export const CQ_ARM_NONE = 0;
 export const CQ_ARM_NEXT = 1;
 export const CQ_ARM_SOLICITED = 2;

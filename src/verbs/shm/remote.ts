@@ -6,7 +6,6 @@
 import { KbypassError } from '../../errors';
 import { attachRegion } from '../../memory/region';
 import { native } from '../../native/binding';
-import { armFenceRegistered } from './arm-fence';
 import { CqRing, layoutError } from './cq-ring';
 import { MrTable } from './mr-table';
 import { RqRing } from './rq-ring';
@@ -57,7 +56,7 @@ export class RemoteQp {
       this.qpn = block[QP_I_QPN]!;
       this.type = block[QP_I_TYPE]!;
       this.rq = fds.srq >= 0 ? RqRing.attach(attachRegion(fds.srq, 0).buffer, 0) : RqRing.attach(qp, QP_BLOCK_BYTES);
-      this.cq = CqRing.attach(attachRegion(fds.recvCq, 0).buffer, armFenceRegistered());
+      this.cq = CqRing.attach(attachRegion(fds.recvCq, 0).buffer);
       this.mrTable = MrTable.attach(attachRegion(fds.mrTable, 0).buffer);
       this.#eventFd = fds.recvCqEvent;
     } finally {
