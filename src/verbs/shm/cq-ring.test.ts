@@ -127,6 +127,24 @@ test('a CQ starts single-producer; an attached CQ is always multi-producer; swit
   }
 });
 
+test('a peer CQ attached as not armable (shared without a channel) never reads the armed word or raises events', () => {
+  const { buf, cq } = ring(8);
+  cq.multiProducer = true;
+  const armable = CqRing.attach(buf);
+  const never = CqRing.attach(buf, false);
+  assert.equal(armable.armable, true);
+  assert.equal(never.armable, false);
+  cq.arm(CQ_ARM_NEXT);
+  assert.equal(pushI(never, 0), PUSHED, 'no event from a producer that does not look');
+  assert.equal(cq.events, 0);
+  assert.equal(pushI(armable, 1), PUSHED_NOTIFY, 'the arm was left for one that does');
+  assert.equal(cq.events, 1);
+  const out = wcs(8);
+  assert.equal(cq.poll(8, out), 2);
+  checkI(out[0]!, 0);
+  checkI(out[1]!, 1);
+});
+
 test('wrap-around: 1000 laps of a 4-entry CQ, in varying batch sizes, keep order and fields', () => {
   const cap = 4;
   const { cq } = ring(cap);

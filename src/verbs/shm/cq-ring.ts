@@ -35,6 +35,8 @@ export class CqRing {
   #headSeen = 0;
   /** The single producer's tail (used only while !multiProducer). */
   #tail = 0;
+  /** False for a peer's CQ that has no completion channel (see attach). */
+  #armable = true;
 
   private constructor(buffer: ArrayBuffer, capacity: number) {
     this.capacity = capacity;
@@ -52,8 +54,12 @@ export class CqRing {
     return new CqRing(buffer, capacity);
   }
 
-  /** Attach to a peer's CQ, checking its header against the region's size. */
-  static attach(buffer: ArrayBuffer): CqRing {
+  /**
+   * Attach to a peer's CQ, checking its header against the region's size. `armable`: false when the peer shared
+   * the CQ without a completion channel. Only a CQ with a channel can be armed (ibv_req_notify_cq; requestNotify
+   * throws without one), and with no channel there is nobody to wake, so push() then skips the armed word.
+   */
+  static attach(buffer: ArrayBuffer, armable = true): CqRing {
     if (buffer.byteLength < CQ_HEADER_BYTES) throw layoutError('CQ region smaller than its header');
     const i32 = new Int32Array(buffer, 0, CQ_HEADER_BYTES >> 2);
     if (Atomics.load(i32, CQ_I_MAGIC) !== CQ_MAGIC) throw layoutError('not a kbypass CQ (bad magic)');
@@ -65,11 +71,15 @@ export class CqRing {
     const r = new CqRing(buffer, cap);
     r.multiProducer = true; // an attached CQ is someone else's: its owner and other peers push into it too
     r.#remote = true; // and its consumer runs in another process: push() reads the armed flag with a locked op
+    r.#armable = armable;
     return r;
   }
 
   /** True for an attached CQ (a peer's): its consumer runs in another process. */
   get remote(): boolean { return this.#remote; }
+
+  /** False for a peer's CQ shared without a completion channel: it is never armed, and push() never looks. */
+  get armable(): boolean { return this.#armable; }
 
   /** True once a producer found the CQ full (IBV_EVENT_CQ_ERR). */
   get overrun(): boolean { return (Atomics.load(this.#i32, CQ_I_FLAGS) & CQ_FLAG_OVERRUN) !== 0; }
@@ -115,6 +125,8 @@ export class CqRing {
     // The commit. On x86 (TSO) a plain store is ordered after the stores above (ring/layout.ts, PLAIN_PUBLISH).
     if (PLAIN_PUBLISH) i32[base + CQE_SEQ] = (t + 1) | 0;
     else Atomics.store(i32, base + CQE_SEQ, (t + 1) | 0);
+    // A CQ without a completion channel is never armed: no event to raise, so no need for the locked read below.
+    if (!this.#armable) return PUSHED;
     // Is the CQ armed? For a peer's CQ, read with a locked instruction: a plain load could pass the commit store
     // above (x86 lets a load overtake an earlier store), and the consumer — which arms, then polls — would miss
     // both the completion and the event. Our own CQ's consumer is this thread: program order is enough.

@@ -78,7 +78,7 @@ export class ShmQp implements QueuePair {
     const maxRecvSge = Math.max(1, roundCap(c.maxRecvSge, 1, SHM_LIMITS.maxSge, 'maxRecvSge'));
     const maxSendWr = Math.max(1, roundCap(c.maxSendWr, 1, SHM_LIMITS.maxQpWr, 'maxSendWr'));
     let maxRecvWr = srq !== null ? 0 : Math.max(1, roundCap(c.maxRecvWr, 1, SHM_LIMITS.maxQpWr, 'maxRecvWr'));
-    const rqCap = rqSlots(maxRecvWr, SHM_LIMITS.maxQpWr);
+    const rqCap = srq !== null ? 1 : rqSlots(maxRecvWr, SHM_LIMITS.maxQpWr); // (a QP on an SRQ lays out one unused slot)
     if (srq === null) maxRecvWr = rqCap;
     const maxInlineData = roundCap(c.maxInlineData, 0, SHM_LIMITS.maxInlineData, 'maxInlineData');
     this.cap = { maxSendWr, maxRecvWr, maxSendSge, maxRecvSge: srq !== null ? 0 : maxRecvSge, maxInlineData };

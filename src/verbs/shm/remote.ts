@@ -56,7 +56,8 @@ export class RemoteQp {
       this.qpn = block[QP_I_QPN]!;
       this.type = block[QP_I_TYPE]!;
       this.rq = fds.srq >= 0 ? RqRing.attach(attachRegion(fds.srq, 0).buffer, 0) : RqRing.attach(qp, QP_BLOCK_BYTES);
-      this.cq = CqRing.attach(attachRegion(fds.recvCq, 0).buffer);
+      // Shared without its channel's eventfd: the CQ has no channel, so it is never armed (cq-ring.ts, attach).
+      this.cq = CqRing.attach(attachRegion(fds.recvCq, 0).buffer, fds.recvCqEvent >= 0);
       this.mrTable = MrTable.attach(attachRegion(fds.mrTable, 0).buffer);
       this.#eventFd = fds.recvCqEvent;
     } finally {

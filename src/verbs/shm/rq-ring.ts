@@ -21,8 +21,9 @@ import type { Sge } from '../types';
  * line the peer's requester compare-and-swaps on every SEND; that line then crosses between the two cores on
  * every message, and the slot reposted shares its cache line with the next WQE the requester reads. With twice
  * the slots the owner reads the head once per `slots - posted` reposts, and writes far from where the requester
- * reads. send_bw 64 B went from 3.53 to 4.18 M messages/s on average over 8 interleaved pairs
- * (docs/BENCHMARKS.md, "A receive queue kept full"). libibverbs allows it: ibv_create_qp(3) and
+ * reads. send_bw 64 B went from 3.24 to 3.66 M messages/s on average over 10 interleaved pairs
+ * (docs/BENCHMARKS.md, "A receive queue kept full"). The cost: twice the queue's memory, and a program that
+ * posts the whole reported cap needs a receive CQ that large. libibverbs allows it: ibv_create_qp(3) and
  * ibv_create_srq(3) may give more than was asked for, and say so in the capabilities they return.
  */
 export function rqSlots(requested: number, max: number): number {
