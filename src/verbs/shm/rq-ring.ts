@@ -13,7 +13,7 @@ import type { Sge } from '../types';
 
 /**
  * How many slots a receive queue asked for `requested` receives gets (what `cap.maxRecvWr` / an SRQ's `maxWr`
- * then report): the power of two at or above it, doubled while that stays within `max`.
+ * then report): the power of two at or above it, doubled once if that stays within `max`.
  *
  * The doubling is for the usual way of using a receive queue: post as many receives as were asked for, and
  * repost each one as its completion comes (perftest does; so do most servers). In a queue of exactly that many
