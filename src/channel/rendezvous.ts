@@ -2,7 +2,7 @@
  * One handshake message (handshake.ts) read from a non-blocking Unix socket on the event loop: bytes are
  * gathered until all 64 are in, with the fds that came beside them, under a deadline. Used by both ends.
  */
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { KbypassError, SystemError } from '../errors';
 import { native, WATCH_DISCONNECT, WATCH_READABLE, type WatchHandle } from '../native/binding';
 import { HANDSHAKE_BYTES, decodeHandshake, type HandshakeMessage } from './handshake';
@@ -19,14 +19,21 @@ export function closeAll(fds: readonly number[]): void {
   }
 }
 
-/** True if fd is an eventfd (so ringing it cannot write into some other file a hostile peer passed). */
+/**
+ * True if fd is a non-blocking eventfd: ringing it can then neither write into some other file a hostile peer
+ * passed, nor block (a blocking eventfd whose counter the peer has run up to its maximum would stop our write).
+ */
 export function isEventfd(fd: number): boolean {
   try {
-    return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[eventfd]';
+    if (readlinkSync(`/proc/self/fd/${fd}`) !== 'anon_inode:[eventfd]') return false;
+    const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    return flags !== null && (parseInt(flags[1]!, 8) & O_NONBLOCK) !== 0;
   } catch {
     return false;
   }
 }
+
+const O_NONBLOCK = 0o4000;
 
 /**
  * Wait for one handshake message on `fd`. Settles once: with the message and the fds received (the caller owns

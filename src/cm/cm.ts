@@ -21,7 +21,7 @@ import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { invalidArgType, KbypassError, outOfRange } from '../errors';
 import { debug } from '../diagnostics';
 import { native, WATCH_READABLE, type WatchHandle } from '../native/binding';
-import { closeAll } from '../channel/rendezvous';
+import { closeAll, isEventfd } from '../channel/rendezvous';
 import type { PeerCredentials } from '../channel/options';
 import type { QueuePair } from '../verbs/api';
 import { Access, QpAttrMask as M, QpState, QpType, Mtu } from '../verbs/constants';
@@ -133,6 +133,12 @@ function attach(m: CmMessage, fds: number[]): RemoteQp {
   const recvCq = fds[i++]!;
   const recvCqEvent = (m.flags & CM_FLAG_HAS_EVENT) ? fds[i++]! : -1;
   const mrTable = fds[i++]!;
+  // We write to it on every event we owe the peer: it must be a non-blocking eventfd, or a hostile peer could
+  // make our postSend write into some other file, or block.
+  if (recvCqEvent >= 0 && !isEventfd(recvCqEvent)) {
+    closeAll(fds);
+    throw new KbypassError('ERR_KBYPASS_PROTOCOL', "the peer's completion channel is not a non-blocking eventfd");
+  }
   let remote: RemoteQp;
   try {
     remote = new RemoteQp(m.lid, { qp, srq, recvCq, recvCqEvent, mrTable });

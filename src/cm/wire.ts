@@ -25,6 +25,11 @@ export const CmType = { REQ: 1, REP: 2, REJ: 3, RTU: 4, DREQ: 5, DREP: 6, MR_ADD
 export const CM_FLAG_HAS_SRQ = 1;
 /** The `value` of a REJ. */
 export const CmRejectReason = { APPLICATION: 0, UNAUTHORIZED: 1, TIMEOUT: 2, INVALID: 3 } as const;
+/**
+ * The receive CQ's completion-channel eventfd comes with the QP. Without it the peer takes the CQ to have no
+ * channel, so never to be armed, and skips its armed word on every push (verbs/shm/cq-ring.ts, attach): a CQ
+ * that can be armed must always be sent with its eventfd.
+ */
 export const CM_FLAG_HAS_EVENT = 2;
 
 /** rdma_cm's private-data limits (rdma_connect, rdma_accept, rdma_reject). */

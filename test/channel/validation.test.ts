@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { connect, listen } from '../../src/index';
 import { native } from '../../src/native/binding';
+import { isEventfd } from '../../src/channel/rendezvous';
 import { killPeers, spawnPeer } from '../helpers/peer';
 import { collect, next, pair, startServer, tmpSocketPath, TEST_TIMEOUT } from '../helpers/util';
 
@@ -142,6 +143,22 @@ describe('argument validation', () => {
 });
 
 describe('rendezvous failures', () => {
+  it('isEventfd: a peer doorbell must be a non-blocking eventfd; any other fd is refused', () => {
+    const n = native();
+    const efd = n.eventfd();
+    const file = fs.openSync(__filename, 'r');
+    const memfd = n.memfdCreate('kbypass-test', 4096, 0);
+    try {
+      assert.equal(isEventfd(efd), true);
+      assert.equal(isEventfd(file), false, 'a regular file');
+      assert.equal(isEventfd(memfd), false, 'a memfd');
+      assert.equal(isEventfd(-1), false, 'no fd');
+    } finally {
+      for (const fd of [efd, memfd]) n.close(fd);
+      fs.closeSync(file);
+    }
+  });
+
   it('connect to a missing path rejects with ENOENT', opts, async () => {
     await assert.rejects(connect(tmpSocketPath()), (e: Coded & { syscall?: string }) => e.code === 'ENOENT' && e.syscall === 'connect');
   });

@@ -70,7 +70,7 @@ export class CqRing {
     if (cap <= 0 || (cap & (cap - 1)) !== 0 || cqRegionBytes(cap) > buffer.byteLength) throw layoutError(`bad CQ capacity ${cap}`);
     const r = new CqRing(buffer, cap);
     r.multiProducer = true; // an attached CQ is someone else's: its owner and other peers push into it too
-    r.#remote = true; // and its consumer runs in another process: push() reads the armed flag with a locked op
+    r.#remote = true; // and its consumer runs in another process: push() reads the armed flag with a locked op (if armable)
     r.#armable = armable;
     return r;
   }

@@ -12,11 +12,13 @@
  *      +--------+--------+--------+-------------+-------------+-------------+--------------------------
  *      | magic  | cap    | flags  | head (i32)  | tail (i32)  | armed (i32) | CQE 0 | CQE 1 | ... (64 B each)
  *      | ver,sz |        |        | consumer    | producers'  | 0 off,      |
- *      |        |        |        | line        | CAS line    | +4: events  |
  *      |        |        |        | line        | CAS line    | 1 next, 2 SE|
+ *      |        |        |        |             |             | +4: events  |
  *      +--------+--------+--------+-------------+-------------+-------------+--------------------------
  *    A producer claims ticket t with a CAS on tail (refused when t − head ≥ cap: overrun), writes the CQE at
  *    slot t mod cap, then stores seq = t + 1 (the commit). The consumer takes slot head when seq = head + 1.
+ *    Then the producer reads armed (a peer: with a locked instruction, cq-ring.ts says why), unless the CQ was
+ *    shared without its completion channel's eventfd: such a CQ is never armed, and its peers skip the word.
  *
  *    CQE (64 B, one cache line, so two CQEs never share a line):
  *      +0 i32 seq | +4 u32 status (bits 0–7), opcode (8–15), wc_flags (16–23), solicited (bit 24) | +8 byte_len
