@@ -34,7 +34,7 @@ test('defaults are perftest\'s for each test', () => {
     const [size, iterations, txDepth, cqMod] = expected[t];
     const want: PerfOptions = {
       test: t, server: null, local: false, size, all: false, iterations, device: 'shm0', json: false, port: 18515,
-      txDepth, cqMod, noPeak: false, atomicType: 'FETCH_AND_ADD', help: false,
+      txDepth, cqMod, noPeak: false, events: false, atomicType: 'FETCH_AND_ADD', help: false,
     };
     assert.deepEqual(o, want, t);
     assert.equal('duration' in o, false);
@@ -205,4 +205,14 @@ test('perfUsage lists the options with each test\'s defaults', () => {
   assert.doesNotMatch(atomic, /--size|--all|--noPeak|--cq-mod/);
   assert.match(atomic, /--atomic_type/);
   assert.match(perfUsage('send_lat'), /Size of message to exchange \(default 2\)/);
+});
+
+test('-e/--events: sleep on CQ events; refused for write_lat, which waits on memory', () => {
+  assert.equal(parsePerfArgs(['send_lat', '-e']).events, true);
+  assert.equal(parsePerfArgs(['send_bw', '--events', '--local']).events, true);
+  assert.equal(parsePerfArgs(['read_lat']).events, false);
+  assert.throws(() => parsePerfArgs(['write_lat', '-e']), (e: Error & { code?: string }) => e.code === 'ERR_KBYPASS_USAGE' && /write_lat/.test(e.message));
+  assert.throws(() => parsePerfArgs(['send_lat', '-e', '-e']), (e: Error & { code?: string }) => e.code === 'ERR_KBYPASS_USAGE');
+  assert.match(perfUsage('send_lat'), /-e, --events/);
+  assert.doesNotMatch(perfUsage('write_lat'), /--events/);
 });

@@ -94,6 +94,12 @@ export interface PerfOptions {
    * with more than 20000 iterations (perftest's rule). Bandwidth tests only; always false for latency tests.
    */
   readonly noPeak: boolean;
+  /**
+   * `-e, --events`: wait for completions on the CQs' completion channels (requestNotify, then sleep on the
+   * channel until the event), as perftest's `-e` does, instead of busy-polling. Default false. Not with
+   * write_lat, which waits on memory, not on a CQ. The server follows the client's choice.
+   */
+  readonly events: boolean;
   /** `-A, --atomic_type=<type>`: the atomic_lat operation. Default `'FETCH_AND_ADD'`. Only with atomic_lat. */
   readonly atomicType: AtomicType;
   /**
@@ -104,7 +110,7 @@ export interface PerfOptions {
 }
 
 type Key =
-  | 'size' | 'all' | 'iters' | 'device' | 'port' | 'txDepth' | 'duration' | 'cqMod' | 'noPeak' | 'atomicType'
+  | 'size' | 'all' | 'iters' | 'device' | 'port' | 'txDepth' | 'duration' | 'cqMod' | 'noPeak' | 'atomicType' | 'events'
   | 'help' | 'json' | 'local';
 
 interface OptSpec {
@@ -119,6 +125,7 @@ const SPECS: readonly OptSpec[] = [
   { key: 'atomicType', short: 'A', long: 'atomic_type', takesValue: true },
   { key: 'device', short: 'd', long: 'ib-dev', takesValue: true },
   { key: 'duration', short: 'D', long: 'duration', takesValue: true },
+  { key: 'events', short: 'e', long: 'events', takesValue: false },
   { key: 'help', short: 'h', long: 'help', takesValue: false },
   { key: 'iters', short: 'n', long: 'iters', takesValue: true },
   { key: 'noPeak', short: 'N', long: 'noPeak', takesValue: false },
@@ -179,6 +186,7 @@ export function perfDefaults(test: PerfTest): PerfOptions {
     txDepth: lat ? DEF_TX_LAT : DEF_TX_BW,
     cqMod: defaultCqMod(lat, lat ? DEF_SIZE_LAT : DEF_SIZE_BW, false),
     noPeak: false,
+    events: false,
     atomicType: 'FETCH_AND_ADD',
     help: false,
   };
@@ -289,6 +297,7 @@ function checkCombinations(test: PerfTest, given: ReadonlyMap<Key, Given>, serve
   if (test !== 'atomic_lat' && has('atomicType')) throw usageError('-A/--atomic_type is only for atomic_lat');
   if (isLatencyTest(test) && has('cqMod')) throw usageError('-Q/--cq-mod is only for bandwidth tests');
   if (isLatencyTest(test) && has('noPeak')) throw usageError('-N/--noPeak is only for bandwidth tests');
+  if (test === 'write_lat' && has('events')) throw usageError('-e/--events is not available for write_lat: it waits on memory, not on a CQ');
 }
 
 function atomicType(g: Given): AtomicType {
@@ -356,6 +365,7 @@ export function parsePerfArgs(argv: readonly string[]): PerfOptions {
     ...(duration !== undefined ? { duration } : {}),
     cqMod,
     noPeak,
+    events: given.has('events'),
     atomicType: atomicArg ? atomicType(atomicArg) : d.atomicType,
     help: false,
   };
@@ -403,6 +413,7 @@ export function perfUsage(test?: PerfTest): string {
     'type of atomic operation from {CMP_AND_SWAP,FETCH_AND_ADD} (default FETCH_AND_ADD) (SYMMETRIC)');
   opt(true, '-d, --ib-dev=<dev>', `Use device <dev> (default ${DEFAULT_DEVICE})`);
   opt(true, '-D, --duration=<sec>', 'Run test for a customized period of seconds. (SYMMETRIC)');
+  opt(test !== 'write_lat', '-e, --events', 'Sleep on CQ events (default poll); the server follows the client');
   opt(true, '-h, --help', 'Show this help screen.');
   opt(true, '    --json', 'Print the results as JSON on stdout');
   opt(true, '    --local', 'Run both ends on this machine');

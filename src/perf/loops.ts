@@ -11,7 +11,7 @@ import { PEER_TIMEOUT_MS, type PerfSession } from './session';
 /** Samples of a latency loop (ns per iteration: a round trip, or one operation for READ/atomics). */
 export type Samples = Float64Array;
 
-const check = (cq: CompletionQueue, n: number): void => {
+export const check = (cq: CompletionQueue, n: number): void => {
   for (let i = 0; i < n; i++) {
     const wc = cq.wc[i]!;
     if (wc.status !== WcStatus.SUCCESS) {
@@ -42,7 +42,7 @@ function waitByte(u8: Uint8Array, at: number, v: number, s: PerfSession): void {
   }
 }
 
-function sendWr(s: PerfSession, opcode: number, size: number): SendWr {
+export function sendWr(s: PerfSession, opcode: number, size: number): SendWr {
   return {
     wrId: 1, opcode, sendFlags: SendFlags.SIGNALED,
     sgList: [{ addr: s.mr.addr + (opcode === WrOpcode.RDMA_READ ? s.recvOffset : s.sendOffset), length: size, lkey: s.mr.lkey }],
@@ -125,7 +125,7 @@ export function oneSidedLat(s: PerfSession, client: boolean, opcode: number, siz
   return client ? deltas(stamps, clockNs) : new Float64Array(0);
 }
 
-function deltas(stamps: Float64Array, clockNs: number): Samples {
+export function deltas(stamps: Float64Array, clockNs: number): Samples {
   const out = new Float64Array(stamps.length - 1);
   for (let i = 1; i < stamps.length; i++) out[i - 1] = (stamps[i]! - stamps[i - 1]!) * 1e6 - clockNs;
   return out;

@@ -41,6 +41,17 @@ for (const t of ['write_lat', 'send_lat', 'read_lat', 'atomic_lat', 'write_bw', 
   });
 }
 
+// -e: the loops sleep on the CQs' completion channels (the server follows the client's choice).
+for (const t of ['send_lat', 'read_lat', 'send_bw', 'write_bw']) {
+  test(`perf ${t} --local -e sleeps on CQ events and still reports its row`, { timeout: 90_000 }, () => {
+    const lat = t.endsWith('_lat');
+    const r = perf([t, '--local', '-e', '-p', String(++port), '-n', '300', '-s', lat ? '8' : '4096']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Use Event +: ON/);
+    assert.match(r.stdout, lat ? /^ 8 +300 /m : /^ 4096 +300 /m);
+  });
+}
+
 test('perf prints perftest\'s table', { timeout: 60_000 }, () => {
   const r = perf(['write_lat', '--local', '-p', String(++port), '-n', '300', '-s', '8']);
   assert.equal(r.status, 0, r.stderr);

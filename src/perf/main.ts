@@ -11,6 +11,7 @@ import { WrOpcode, getDeviceList } from '../verbs';
 import { isLatencyTest, parsePerfArgs, perfUsage, sizesFor, type PerfOptions, type PerfTest } from './args';
 import { bwRow, formatBwHeader, formatBwRow, formatLatencyHeader, formatLatencyRow, halvesRoundTrip, jsonReport, latencyRow, peakMessageNs, RESULT_LINE, type BwRow, type LatencyRow } from './report';
 import { bwClient, bwServer, oneSidedLat, sendLat, writeLat } from './loops';
+import { bwClientEv, bwServerEv, oneSidedLatEv, sendLatEv } from './loops-events';
 import { acceptOne, connectTo, perfAddress, specOf, type PerfSession, type RunSpec } from './session';
 
 const OPCODE: Record<PerfTest, number> = {
@@ -26,22 +27,26 @@ function opcodeOf(spec: RunSpec): number {
   return OPCODE[spec.test];
 }
 
-/** Run one size on either end; the client gets a row. */
-function runSize(s: PerfSession, spec: RunSpec, client: boolean, size: number, clockNs: number, noPeak: boolean): LatencyRow | BwRow | null {
+/** Run one size on either end; the client gets a row. With -e (spec.events) the loops sleep on CQ events. */
+async function runSize(s: PerfSession, spec: RunSpec, client: boolean, size: number, clockNs: number, noPeak: boolean): Promise<LatencyRow | BwRow | null> {
   const n = spec.iterations;
   const op = opcodeOf(spec);
+  const ev = spec.events;
   if (isLatencyTest(spec.test)) {
     const w = warmupFor(n);
     const samples = spec.test === 'write_lat' ? writeLat(s, client, size, n, w, clockNs)
-      : spec.test === 'send_lat' ? sendLat(s, client, size, n, w, clockNs)
-        : oneSidedLat(s, client, op, size, n, w, clockNs);
+      : spec.test === 'send_lat' ? (ev ? await sendLatEv(s, client, size, n, w, clockNs) : sendLat(s, client, size, n, w, clockNs))
+        : ev ? await oneSidedLatEv(s, client, op, size, n, w, clockNs) : oneSidedLat(s, client, op, size, n, w, clockNs);
     return client ? latencyRow(size, samples, halvesRoundTrip(spec.test), n) : null;
   }
   // A warm-up pass first (not measured), as the latency tests do: the JIT compiles the loop.
   const w = warmupFor(n) * 4;
-  if (!client) { bwServer(s, op, w); bwServer(s, op, n); return null; }
-  bwClient(s, op, size, w, spec.txDepth, spec.cqMod, false);
-  const r = bwClient(s, op, size, n, spec.txDepth, spec.cqMod, !noPeak);
+  if (!client) {
+    if (ev) { await bwServerEv(s, op, w); await bwServerEv(s, op, n); } else { bwServer(s, op, w); bwServer(s, op, n); }
+    return null;
+  }
+  if (ev) await bwClientEv(s, op, size, w, spec.txDepth, spec.cqMod, false); else bwClient(s, op, size, w, spec.txDepth, spec.cqMod, false);
+  const r = ev ? await bwClientEv(s, op, size, n, spec.txDepth, spec.cqMod, !noPeak) : bwClient(s, op, size, n, spec.txDepth, spec.cqMod, !noPeak);
   const peak = r.posted !== null && r.completed !== null ? peakMessageNs(r.posted.map((t) => t * 1e6), r.completed.map((t) => t * 1e6), spec.cqMod) : undefined;
   return bwRow(size, n, r.totalNs, peak);
 }
@@ -53,7 +58,7 @@ function sizesOf(spec: RunSpec): number[] {
 async function server(o: PerfOptions, address: string, out: (s: string) => void): Promise<void> {
   const { s, spec } = await acceptOne(address, o.device, () => out(`\n************************************\n* Waiting for client to connect... *\n************************************\n  (${address})\n`));
   try {
-    for (const size of sizesOf(spec)) runSize(s, spec, false, size, 0, true);
+    for (const size of sizesOf(spec)) await runSize(s, spec, false, size, 0, true);
   } finally {
     await s.close();
   }
@@ -68,7 +73,7 @@ async function client(o: PerfOptions, address: string): Promise<Array<LatencyRow
   try {
     for (const size of sizesOf(spec)) {
       if (!o.json) process.stderr.write(`\r  running ${o.test} ${size} B …`);
-      rows.push(runSize(s, spec, true, size, clockNs, o.noPeak)!);
+      rows.push((await runSize(s, spec, true, size, clockNs, o.noPeak))!);
     }
     if (!o.json) process.stderr.write('\r\x1b[K');
   } finally {

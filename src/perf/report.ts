@@ -67,6 +67,8 @@ export interface ReportInfo {
   readonly txDepth?: number;
   /** Printed in the banner of bandwidth tests when given. */
   readonly cqMod?: number;
+  /** -e: the banner says the loops sleep on CQ events. */
+  readonly events?: boolean;
   /** Named in the atomic_lat title; default FETCH_AND_ADD. */
   readonly atomicType?: AtomicType;
 }
@@ -229,6 +231,7 @@ function banner(info: ReportInfo): string[] {
   lines.push(` Device          : ${info.device}`);
   if (info.txDepth !== undefined) lines.push(` TX depth        : ${info.txDepth}`);
   if (!lat && info.cqMod !== undefined) lines.push(` CQ Moderation   : ${info.cqMod}`);
+  if (info.events === true) lines.push(' Use Event       : ON (sleeping on completion channels)');
   lines.push(RESULT_LINE);
   return lines;
 }

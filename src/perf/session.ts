@@ -10,7 +10,7 @@
  */
 import { once } from 'node:events';
 import * as cm from '../cm';
-import { Access, QpType, WrOpcode, openDevice, type CompletionQueue, type Context, type MemoryRegion, type ProtectionDomain, type QueuePair, type SendWr } from '../verbs';
+import { Access, QpType, WrOpcode, openDevice, type CompChannel, type CompletionQueue, type Context, type MemoryRegion, type ProtectionDomain, type QueuePair, type SendWr } from '../verbs';
 import { KbypassError } from '../errors';
 import {
   ATOMIC_TYPES, MAX_CQ_MOD, MAX_ITERS, MAX_SIZE, MAX_TX_DEPTH, MIN_CQ_MOD, MIN_ITERS, MIN_TX_DEPTH, PERF_TESTS,
@@ -34,6 +34,8 @@ export interface RunSpec {
   txDepth: number;
   cqMod: number;
   atomic: number;
+  /** Wait on completion channels (-e) instead of busy-polling the CQs. */
+  events: boolean;
 }
 
 export function encodeSpec(s: RunSpec): Uint8Array {
@@ -42,6 +44,7 @@ export function encodeSpec(s: RunSpec): Uint8Array {
   v.setUint8(0, PERF_TESTS.indexOf(s.test));
   v.setUint8(1, s.all ? 1 : 0);
   v.setUint8(2, s.atomic);
+  v.setUint8(3, s.events ? 1 : 0);
   v.setUint32(4, s.size, true);
   v.setFloat64(8, s.iterations, true);
   v.setUint32(16, s.txDepth, true);
@@ -56,6 +59,7 @@ export function checkSpec(s: RunSpec): string | null {
   if (!Number.isInteger(s.txDepth) || s.txDepth < MIN_TX_DEPTH || s.txDepth > MAX_TX_DEPTH) return `tx depth ${s.txDepth}`;
   if (!Number.isInteger(s.cqMod) || s.cqMod < MIN_CQ_MOD || s.cqMod > MAX_CQ_MOD) return `cq moderation ${s.cqMod}`;
   if (s.atomic !== 0 && s.atomic !== 1) return `atomic type ${s.atomic}`;
+  if (s.events && s.test === 'write_lat') return 'events with write_lat';
   return null;
 }
 
@@ -64,11 +68,12 @@ export function decodeSpec(b: Uint8Array): RunSpec {
   const v = new DataView(b.buffer, b.byteOffset, b.length);
   const test = PERF_TESTS[v.getUint8(0)];
   if (test === undefined) throw new KbypassError('ERR_KBYPASS_PROTOCOL', `unknown perf test ${v.getUint8(0)}`);
-  return { test, all: v.getUint8(1) === 1, atomic: v.getUint8(2), size: v.getUint32(4, true), iterations: v.getFloat64(8, true), txDepth: v.getUint32(16, true), cqMod: v.getUint32(20, true) };
+  return { test, all: v.getUint8(1) === 1, atomic: v.getUint8(2), events: v.getUint8(3) === 1, size: v.getUint32(4, true), iterations: v.getFloat64(8, true), txDepth: v.getUint32(16, true), cqMod: v.getUint32(20, true) };
 }
 
 export const specOf = (o: PerfOptions): RunSpec => ({
   test: o.test, all: o.all, size: o.size, iterations: o.iterations, txDepth: o.txDepth, cqMod: o.cqMod, atomic: ATOMIC_TYPES.indexOf(o.atomicType),
+  events: o.events,
 });
 
 /** perftest's address for a server: '@kbypass-perf-<port>' (same host) unless a socket path or @name is given. */
@@ -86,6 +91,9 @@ export class PerfSession {
   readonly mr: MemoryRegion;
   readonly sendCq: CompletionQueue;
   readonly recvCq: CompletionQueue;
+  /** With -e: one completion channel per CQ (a wait names its CQ); null when busy-polling. */
+  readonly sendChannel: CompChannel | null;
+  readonly recvChannel: CompChannel | null;
   readonly qp: QueuePair;
   readonly maxSize: number;
   /** Where the peer's MR is. */
@@ -98,15 +106,18 @@ export class PerfSession {
   readonly #ctl: Uint32Array;
   readonly #barrierWr: SendWr;
 
-  constructor(device: string, maxSize: number, depth: number) {
+  constructor(device: string, maxSize: number, depth: number, events = false) {
     this.ctx = openDevice(device);
     this.pd = this.ctx.allocPd();
     this.maxSize = Math.ceil(Math.max(maxSize, 8) / 64) * 64;
     this.mr = this.pd.registerMemory(CONTROL_BYTES + 2 * this.maxSize + ALIAS_GAP,
       Access.LOCAL_WRITE | Access.REMOTE_WRITE | Access.REMOTE_READ | Access.REMOTE_ATOMIC);
     const cqe = Math.max(depth * 2, 1024);
-    this.sendCq = this.ctx.createCq(cqe);
-    this.recvCq = this.ctx.createCq(cqe);
+    // Busy-polled CQs get no channel: a requester then skips their armed word (verbs/shm/cq-ring.ts).
+    this.sendChannel = events ? this.ctx.createCompChannel() : null;
+    this.recvChannel = events ? this.ctx.createCompChannel() : null;
+    this.sendCq = this.ctx.createCq(cqe, this.sendChannel ?? undefined);
+    this.recvCq = this.ctx.createCq(cqe, this.recvChannel ?? undefined);
     this.qp = this.pd.createQp({
       qpType: QpType.RC, sendCq: this.sendCq, recvCq: this.recvCq,
       cap: { maxSendWr: Math.max(depth, 16), maxRecvWr: Math.max(depth, 16), maxSendSge: 1, maxRecvSge: 1, maxInlineData: 0 },
@@ -166,6 +177,8 @@ export class PerfSession {
     this.qp.destroy();
     this.sendCq.destroy();
     this.recvCq.destroy();
+    this.sendChannel?.destroy();
+    this.recvChannel?.destroy();
     this.mr.deregister();
     this.pd.dealloc();
     this.ctx.close();
@@ -187,7 +200,7 @@ export async function acceptOne(address: string, device: string, onListening?: (
       req.reject(new TextEncoder().encode((e as Error).message.slice(0, 140)));
       throw e;
     }
-    const s = new PerfSession(device, spec.all ? 1 << 23 : spec.size, Math.max(spec.txDepth, 512));
+    const s = new PerfSession(device, spec.all ? 1 << 23 : spec.size, Math.max(spec.txDepth, 512), spec.events);
     s.setRemote(req.privateData, 0);
     s.conn = await req.accept(s.qp, { privateData: s.mrInfo(), minRnrTimer: 1 });
     return { s, spec };
@@ -198,7 +211,7 @@ export async function acceptOne(address: string, device: string, onListening?: (
 
 /** Client: connect with our MR and the run description. */
 export async function connectTo(address: string, device: string, spec: RunSpec): Promise<PerfSession> {
-  const s = new PerfSession(device, spec.all ? 1 << 23 : spec.size, Math.max(spec.txDepth, 512));
+  const s = new PerfSession(device, spec.all ? 1 << 23 : spec.size, Math.max(spec.txDepth, 512), spec.events);
   const pdata = new Uint8Array(40);
   pdata.set(s.mrInfo(), 0);
   pdata.set(encodeSpec(spec), 16);

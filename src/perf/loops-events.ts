@@ -1,0 +1,135 @@
+/**
+ * The measured loops of `kbypass perf -e`: as loops.ts, but every wait for a completion sleeps on the CQ's
+ * completion channel (perftest's `-e`, its ctx_notify_events): poll; if nothing, arm the CQ (requestNotify),
+ * poll once more, then wait for the channel's event. write_lat has no such loop: it waits on memory.
+ */
+import { KbypassError } from '../errors';
+import { SendFlags, WrOpcode } from '../verbs/constants';
+import type { CompChannel, CompletionQueue } from '../verbs';
+import { check, deltas, sendWr, type BwResult, type Samples } from './loops';
+import { PEER_TIMEOUT_MS, type PerfSession } from './session';
+
+/** At least one completion from `cq` (up to `max`), sleeping on `ch` while there is none; bounded. */
+async function pollEv(cq: CompletionQueue, ch: CompChannel, max: number): Promise<number> {
+  let n = cq.poll(max);
+  while (n === 0) {
+    cq.requestNotify();
+    n = cq.poll(max); // arrived while arming: the event it may raise is taken (and acknowledged) by a later wait
+    if (n !== 0) break;
+    let timer: NodeJS.Timeout | undefined;
+    const ev = await Promise.race([
+      ch.getCqEvent(),
+      new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), PEER_TIMEOUT_MS); }),
+    ]);
+    clearTimeout(timer);
+    if (ev === null) throw new KbypassError('ETIMEDOUT', 'no completion event: the peer stopped');
+    ev.ackEvents(1);
+    n = cq.poll(max);
+  }
+  check(cq, n);
+  return n;
+}
+
+function channels(s: PerfSession): { send: CompChannel; recv: CompChannel } {
+  if (s.sendChannel === null || s.recvChannel === null) throw new KbypassError('EINVAL', 'this perf session has no completion channels');
+  return { send: s.sendChannel, recv: s.recvChannel };
+}
+
+/** send_lat -e: SEND ping-pong; each end sleeps for its completions and reposts the receive it consumed. */
+export async function sendLatEv(s: PerfSession, client: boolean, size: number, iters: number, warmup: number, clockNs: number): Promise<Samples> {
+  const ch = channels(s);
+  s.fillRecvs(64);
+  const recv = { wrId: 2, sgList: [{ addr: s.mr.addr + s.recvOffset, length: s.maxSize, lkey: s.mr.lkey }] };
+  const wr = sendWr(s, WrOpcode.SEND, size);
+  const stamps = new Float64Array(iters + 1);
+  s.barrier();
+  const total = warmup + iters + 1;
+  for (let i = 0; i < total; i++) {
+    if (client) {
+      if (i >= warmup) stamps[i - warmup] = performance.now();
+      s.qp.postSend(wr);
+      await pollEv(s.sendCq, ch.send, 1);
+      await pollEv(s.recvCq, ch.recv, 1);
+      s.qp.postRecv(recv);
+    } else {
+      await pollEv(s.recvCq, ch.recv, 1);
+      s.qp.postRecv(recv);
+      s.qp.postSend(wr);
+      await pollEv(s.sendCq, ch.send, 1);
+    }
+  }
+  s.barrier();
+  return client ? deltas(stamps, clockNs) : new Float64Array(0);
+}
+
+/** read_lat / atomic_lat -e: the client times each operation to its completion event. */
+export async function oneSidedLatEv(s: PerfSession, client: boolean, opcode: number, size: number, iters: number, warmup: number, clockNs: number): Promise<Samples> {
+  const ch = channels(s);
+  const stamps = new Float64Array(iters + 1);
+  s.barrier(!client);
+  if (client) {
+    const wr = sendWr(s, opcode, size);
+    if (opcode !== WrOpcode.RDMA_READ) {
+      wr.atomic = { remoteAddr: s.remoteRecvAddr, rkey: s.rkey, compareAdd: opcode === WrOpcode.ATOMIC_FETCH_AND_ADD ? 1n : 0n, swap: 0n };
+      wr.sgList = [{ addr: s.mr.addr + s.recvOffset, length: 8, lkey: s.mr.lkey }];
+    }
+    const total = warmup + iters + 1;
+    for (let i = 0; i < total; i++) {
+      if (i >= warmup) stamps[i - warmup] = performance.now();
+      s.qp.postSend(wr);
+      await pollEv(s.sendCq, ch.send, 1);
+    }
+  }
+  s.barrier(!client);
+  return client ? deltas(stamps, clockNs) : new Float64Array(0);
+}
+
+/** send_bw / write_bw / read_bw -e (client): as bwClient, sleeping for completions when the window is full. */
+export async function bwClientEv(s: PerfSession, opcode: number, size: number, iters: number, txDepth: number, cqMod: number, stampEach: boolean): Promise<BwResult> {
+  const ch = channels(s);
+  const wr = sendWr(s, opcode, size);
+  const posted = stampEach ? new Float64Array(iters) : null;
+  const completed = stampEach ? new Float64Array(iters) : null;
+  const cq = s.sendCq;
+  s.barrier();
+  let scnt = 0;
+  let ccnt = 0;
+  const t0 = performance.now();
+  while (ccnt < iters) {
+    while (scnt < iters && scnt - ccnt < txDepth) {
+      wr.sendFlags = (scnt + 1) % cqMod === 0 || scnt + 1 === iters ? SendFlags.SIGNALED : 0;
+      if (posted !== null) posted[scnt] = performance.now();
+      s.qp.postSend(wr);
+      scnt++;
+    }
+    const n = await pollEv(cq, ch.send, 16);
+    const now = completed !== null ? performance.now() : 0;
+    for (let k = 0; k < n; k++) {
+      const upto = Math.min(iters, (Math.floor(ccnt / cqMod) + 1) * cqMod);
+      if (completed !== null) completed[upto - 1] = now;
+      ccnt = upto;
+    }
+  }
+  const totalNs = (performance.now() - t0) * 1e6;
+  s.barrier();
+  return { totalNs, posted, completed };
+}
+
+/** The server's side of a bandwidth test with -e: for send_bw, sleep for arrivals and repost. */
+export async function bwServerEv(s: PerfSession, opcode: number, iters: number): Promise<void> {
+  const ch = channels(s);
+  if (opcode === WrOpcode.SEND) {
+    s.fillRecvs(512);
+    const recv = { wrId: 2, sgList: [{ addr: s.mr.addr + s.recvOffset, length: s.maxSize, lkey: s.mr.lkey }] };
+    s.barrier();
+    let got = 0;
+    while (got < iters) {
+      const n = await pollEv(s.recvCq, ch.recv, 16);
+      got += n;
+      for (let k = 0; k < n; k++) s.qp.postRecv(recv);
+    }
+  } else {
+    s.barrier(true);
+  }
+  s.barrier(true);
+}
