@@ -2,11 +2,14 @@
  * The measured loops of `kbypass perf -e`: as loops.ts, but every wait for a completion sleeps on the CQ's
  * completion channel (perftest's `-e`, its ctx_notify_events): poll; if nothing, arm the CQ (requestNotify),
  * poll once more, then wait for the channel's event. write_lat has no such loop: it waits on memory.
+ *
+ * These mirror loops.ts step for step, on purpose: one loop for both would put an `await` (a microtask turn,
+ * tens of nanoseconds) into every wait of the busy-polling loops the bars are measured with.
  */
 import { KbypassError } from '../errors';
 import { SendFlags, WrOpcode } from '../verbs/constants';
 import type { CompChannel, CompletionQueue } from '../verbs';
-import { check, deltas, sendWr, type BwResult, type Samples } from './loops';
+import { check, deltas, oneSidedWr, recvWr, sendWr, type BwResult, type Samples } from './loops';
 import { PEER_TIMEOUT_MS, type PerfSession } from './session';
 
 /** At least one completion from `cq` (up to `max`), sleeping on `ch` while there is none; bounded. */
@@ -39,7 +42,7 @@ function channels(s: PerfSession): { send: CompChannel; recv: CompChannel } {
 export async function sendLatEv(s: PerfSession, client: boolean, size: number, iters: number, warmup: number, clockNs: number): Promise<Samples> {
   const ch = channels(s);
   s.fillRecvs(64);
-  const recv = { wrId: 2, sgList: [{ addr: s.mr.addr + s.recvOffset, length: s.maxSize, lkey: s.mr.lkey }] };
+  const recv = recvWr(s);
   const wr = sendWr(s, WrOpcode.SEND, size);
   const stamps = new Float64Array(iters + 1);
   s.barrier();
@@ -68,11 +71,7 @@ export async function oneSidedLatEv(s: PerfSession, client: boolean, opcode: num
   const stamps = new Float64Array(iters + 1);
   s.barrier(!client);
   if (client) {
-    const wr = sendWr(s, opcode, size);
-    if (opcode !== WrOpcode.RDMA_READ) {
-      wr.atomic = { remoteAddr: s.remoteRecvAddr, rkey: s.rkey, compareAdd: opcode === WrOpcode.ATOMIC_FETCH_AND_ADD ? 1n : 0n, swap: 0n };
-      wr.sgList = [{ addr: s.mr.addr + s.recvOffset, length: 8, lkey: s.mr.lkey }];
-    }
+    const wr = oneSidedWr(s, opcode, size);
     const total = warmup + iters + 1;
     for (let i = 0; i < total; i++) {
       if (i >= warmup) stamps[i - warmup] = performance.now();
@@ -120,7 +119,7 @@ export async function bwServerEv(s: PerfSession, opcode: number, iters: number):
   const ch = channels(s);
   if (opcode === WrOpcode.SEND) {
     s.fillRecvs(512);
-    const recv = { wrId: 2, sgList: [{ addr: s.mr.addr + s.recvOffset, length: s.maxSize, lkey: s.mr.lkey }] };
+    const recv = recvWr(s);
     s.barrier();
     let got = 0;
     while (got < iters) {

@@ -5,7 +5,7 @@
  */
 import { KbypassError } from '../errors';
 import { SendFlags, WcStatus, WrOpcode, wcStatusName } from '../verbs/constants';
-import type { CompletionQueue, SendWr } from '../verbs';
+import type { CompletionQueue, RecvWr, SendWr } from '../verbs';
 import { PEER_TIMEOUT_MS, type PerfSession } from './session';
 
 /** Samples of a latency loop (ns per iteration: a round trip, or one operation for READ/atomics). */
@@ -50,6 +50,21 @@ export function sendWr(s: PerfSession, opcode: number, size: number): SendWr {
   };
 }
 
+/** The receive every SEND test posts and reposts: the whole receive area. */
+export function recvWr(s: PerfSession): RecvWr {
+  return { wrId: 2, sgList: [{ addr: s.mr.addr + s.recvOffset, length: s.maxSize, lkey: s.mr.lkey }] };
+}
+
+/** read_lat / atomic_lat's WR: an RDMA READ of `size`, or an 8-byte atomic on the peer's receive area. */
+export function oneSidedWr(s: PerfSession, opcode: number, size: number): SendWr {
+  const wr = sendWr(s, opcode, size);
+  if (opcode !== WrOpcode.RDMA_READ) {
+    wr.atomic = { remoteAddr: s.remoteRecvAddr, rkey: s.rkey, compareAdd: opcode === WrOpcode.ATOMIC_FETCH_AND_ADD ? 1n : 0n, swap: 0n };
+    wr.sgList = [{ addr: s.mr.addr + s.recvOffset, length: 8, lkey: s.mr.lkey }];
+  }
+  return wr;
+}
+
 /** write_lat: each end RDMA-writes the other's receive area and spins on the last byte of its own. */
 export function writeLat(s: PerfSession, client: boolean, size: number, iters: number, warmup: number, clockNs: number): Samples {
   const u8 = s.mr.buffer;
@@ -81,7 +96,7 @@ export function writeLat(s: PerfSession, client: boolean, size: number, iters: n
 /** send_lat: SEND ping-pong; each end reposts the receive it consumed. */
 export function sendLat(s: PerfSession, client: boolean, size: number, iters: number, warmup: number, clockNs: number): Samples {
   s.fillRecvs(64);
-  const recv = { wrId: 2, sgList: [{ addr: s.mr.addr + s.recvOffset, length: s.maxSize, lkey: s.mr.lkey }] };
+  const recv = recvWr(s);
   const wr = sendWr(s, WrOpcode.SEND, size);
   const stamps = new Float64Array(iters + 1);
   s.barrier();
@@ -109,11 +124,7 @@ export function oneSidedLat(s: PerfSession, client: boolean, opcode: number, siz
   const stamps = new Float64Array(iters + 1);
   s.barrier(!client);
   if (client) {
-    const wr = sendWr(s, opcode, size);
-    if (opcode !== WrOpcode.RDMA_READ) {
-      wr.atomic = { remoteAddr: s.remoteRecvAddr, rkey: s.rkey, compareAdd: opcode === WrOpcode.ATOMIC_FETCH_AND_ADD ? 1n : 0n, swap: 0n };
-      wr.sgList = [{ addr: s.mr.addr + s.recvOffset, length: 8, lkey: s.mr.lkey }];
-    }
+    const wr = oneSidedWr(s, opcode, size);
     const total = warmup + iters + 1;
     for (let i = 0; i < total; i++) {
       if (i >= warmup) stamps[i - warmup] = performance.now();
@@ -178,7 +189,7 @@ export function bwClient(s: PerfSession, opcode: number, size: number, iters: nu
 export function bwServer(s: PerfSession, opcode: number, iters: number): void {
   if (opcode === WrOpcode.SEND) {
     s.fillRecvs(512);
-    const recv = { wrId: 2, sgList: [{ addr: s.mr.addr + s.recvOffset, length: s.maxSize, lkey: s.mr.lkey }] };
+    const recv = recvWr(s);
     s.barrier();
     const deadline = performance.now() + PEER_TIMEOUT_MS * 10;
     let got = 0;
