@@ -1,15 +1,17 @@
 /**
  * The measured loops of `kbypass perf -e`: as loops.ts, but every wait for a completion sleeps on the CQ's
  * completion channel (perftest's `-e`, its ctx_notify_events): poll; if nothing, arm the CQ (requestNotify),
- * poll once more, then wait for the channel's event. write_lat has no such loop: it waits on memory.
+ * poll once more, then wait for the channel's event. write_lat has no such loop: it waits on memory. Nor have
+ * read_lat and atomic_lat: the requester completes a one-sided WR before postSend returns, so the busy loop's
+ * first poll always finds its completion, and there is never anything to sleep for.
  *
  * These mirror loops.ts step for step, on purpose: one loop for both would put an `await` (a microtask turn,
  * tens of nanoseconds) into every wait of the busy-polling loops the bars are measured with.
  */
 import { KbypassError } from '../errors';
-import { SendFlags, WrOpcode } from '../verbs/constants';
+import { WrOpcode } from '../verbs/constants';
 import type { CompChannel, CompletionQueue } from '../verbs';
-import { check, deltas, oneSidedWr, recvWr, sendWr, type BwResult, type Samples } from './loops';
+import { BwWindow, check, deltas, recvWr, sendLatStart, type BwResult, type Samples } from './loops';
 import { PEER_TIMEOUT_MS, type PerfSession } from './session';
 
 /** At least one completion from `cq` (up to `max`), sleeping on `ch` while there is none; bounded. */
@@ -41,12 +43,7 @@ function channels(s: PerfSession): { send: CompChannel; recv: CompChannel } {
 /** send_lat -e: SEND ping-pong; each end sleeps for its completions and reposts the receive it consumed. */
 export async function sendLatEv(s: PerfSession, client: boolean, size: number, iters: number, warmup: number, clockNs: number): Promise<Samples> {
   const ch = channels(s);
-  s.fillRecvs(64);
-  const recv = recvWr(s);
-  const wr = sendWr(s, WrOpcode.SEND, size);
-  const stamps = new Float64Array(iters + 1);
-  s.barrier();
-  const total = warmup + iters + 1;
+  const { recv, wr, stamps, total } = sendLatStart(s, size, iters, warmup);
   for (let i = 0; i < total; i++) {
     if (client) {
       if (i >= warmup) stamps[i - warmup] = performance.now();
@@ -65,53 +62,19 @@ export async function sendLatEv(s: PerfSession, client: boolean, size: number, i
   return client ? deltas(stamps, clockNs) : new Float64Array(0);
 }
 
-/** read_lat / atomic_lat -e: the client times each operation to its completion event. */
-export async function oneSidedLatEv(s: PerfSession, client: boolean, opcode: number, size: number, iters: number, warmup: number, clockNs: number): Promise<Samples> {
-  const ch = channels(s);
-  const stamps = new Float64Array(iters + 1);
-  s.barrier(!client);
-  if (client) {
-    const wr = oneSidedWr(s, opcode, size);
-    const total = warmup + iters + 1;
-    for (let i = 0; i < total; i++) {
-      if (i >= warmup) stamps[i - warmup] = performance.now();
-      s.qp.postSend(wr);
-      await pollEv(s.sendCq, ch.send, 1);
-    }
-  }
-  s.barrier(!client);
-  return client ? deltas(stamps, clockNs) : new Float64Array(0);
-}
-
 /** send_bw / write_bw / read_bw -e (client): as bwClient, sleeping for completions when the window is full. */
 export async function bwClientEv(s: PerfSession, opcode: number, size: number, iters: number, txDepth: number, cqMod: number, stampEach: boolean): Promise<BwResult> {
   const ch = channels(s);
-  const wr = sendWr(s, opcode, size);
-  const posted = stampEach ? new Float64Array(iters) : null;
-  const completed = stampEach ? new Float64Array(iters) : null;
-  const cq = s.sendCq;
+  const w = new BwWindow(s, opcode, size, iters, txDepth, cqMod, stampEach);
   s.barrier();
-  let scnt = 0;
-  let ccnt = 0;
   const t0 = performance.now();
-  while (ccnt < iters) {
-    while (scnt < iters && scnt - ccnt < txDepth) {
-      wr.sendFlags = (scnt + 1) % cqMod === 0 || scnt + 1 === iters ? SendFlags.SIGNALED : 0;
-      if (posted !== null) posted[scnt] = performance.now();
-      s.qp.postSend(wr);
-      scnt++;
-    }
-    const n = await pollEv(cq, ch.send, 16);
-    const now = completed !== null ? performance.now() : 0;
-    for (let k = 0; k < n; k++) {
-      const upto = Math.min(iters, (Math.floor(ccnt / cqMod) + 1) * cqMod);
-      if (completed !== null) completed[upto - 1] = now;
-      ccnt = upto;
-    }
+  while (!w.done) {
+    w.fill();
+    w.complete(await pollEv(s.sendCq, ch.send, 16));
   }
   const totalNs = (performance.now() - t0) * 1e6;
   s.barrier();
-  return { totalNs, posted, completed };
+  return { totalNs, posted: w.posted, completed: w.completed };
 }
 
 /** The server's side of a bandwidth test with -e: for send_bw, sleep for arrivals and repost. */

@@ -56,7 +56,7 @@ export function recvWr(s: PerfSession): RecvWr {
 }
 
 /** read_lat / atomic_lat's WR: an RDMA READ of `size`, or an 8-byte atomic on the peer's receive area. */
-export function oneSidedWr(s: PerfSession, opcode: number, size: number): SendWr {
+function oneSidedWr(s: PerfSession, opcode: number, size: number): SendWr {
   const wr = sendWr(s, opcode, size);
   if (opcode !== WrOpcode.RDMA_READ) {
     wr.atomic = { remoteAddr: s.remoteRecvAddr, rkey: s.rkey, compareAdd: opcode === WrOpcode.ATOMIC_FETCH_AND_ADD ? 1n : 0n, swap: 0n };
@@ -93,14 +93,17 @@ export function writeLat(s: PerfSession, client: boolean, size: number, iters: n
   return client ? deltas(stamps, clockNs) : new Float64Array(0);
 }
 
+/** What both send_lat loops (busy and -e) start with: 64 receives posted, the WRs, the stamps; the barrier passed. */
+export function sendLatStart(s: PerfSession, size: number, iters: number, warmup: number): { recv: RecvWr; wr: SendWr; stamps: Float64Array; total: number } {
+  s.fillRecvs(64);
+  const start = { recv: recvWr(s), wr: sendWr(s, WrOpcode.SEND, size), stamps: new Float64Array(iters + 1), total: warmup + iters + 1 };
+  s.barrier();
+  return start;
+}
+
 /** send_lat: SEND ping-pong; each end reposts the receive it consumed. */
 export function sendLat(s: PerfSession, client: boolean, size: number, iters: number, warmup: number, clockNs: number): Samples {
-  s.fillRecvs(64);
-  const recv = recvWr(s);
-  const wr = sendWr(s, WrOpcode.SEND, size);
-  const stamps = new Float64Array(iters + 1);
-  s.barrier();
-  const total = warmup + iters + 1;
+  const { recv, wr, stamps, total } = sendLatStart(s, size, iters, warmup);
   for (let i = 0; i < total; i++) {
     if (client) {
       if (i >= warmup) stamps[i - warmup] = performance.now();
@@ -146,43 +149,76 @@ export function deltas(stamps: Float64Array, clockNs: number): Samples {
 export interface BwResult { totalNs: number; posted: Float64Array | null; completed: Float64Array | null }
 
 /**
- * send_bw / write_bw / read_bw (client): keep up to txDepth WRs outstanding, every cqMod-th signaled, until
- * `iters` are complete. With `stampEach`, the post and completion times feed perftest's peak.
+ * The client's window in a bandwidth test, for both loops (busy and -e): keep up to txDepth WRs outstanding,
+ * every cqMod-th signaled, until `iters` are complete. With `stampEach`, the post and completion times feed
+ * perftest's peak.
  */
+export class BwWindow {
+  readonly posted: Float64Array | null;
+  readonly completed: Float64Array | null;
+  #scnt = 0;
+  #ccnt = 0;
+  readonly #s: PerfSession;
+  readonly #wr: SendWr;
+  readonly #iters: number;
+  readonly #txDepth: number;
+  readonly #cqMod: number;
+
+  constructor(s: PerfSession, opcode: number, size: number, iters: number, txDepth: number, cqMod: number, stampEach: boolean) {
+    this.#s = s;
+    this.#wr = sendWr(s, opcode, size);
+    this.#iters = iters;
+    this.#txDepth = txDepth;
+    this.#cqMod = cqMod;
+    this.posted = stampEach ? new Float64Array(iters) : null;
+    this.completed = stampEach ? new Float64Array(iters) : null;
+  }
+
+  get done(): boolean { return this.#ccnt >= this.#iters; }
+  get completions(): number { return this.#ccnt; }
+
+  /** Post until the window is full (or every WR is posted). */
+  fill(): void {
+    const wr = this.#wr;
+    while (this.#scnt < this.#iters && this.#scnt - this.#ccnt < this.#txDepth) {
+      wr.sendFlags = (this.#scnt + 1) % this.#cqMod === 0 || this.#scnt + 1 === this.#iters ? SendFlags.SIGNALED : 0;
+      if (this.posted !== null) this.posted[this.#scnt] = performance.now();
+      this.#s.qp.postSend(wr);
+      this.#scnt++;
+    }
+  }
+
+  /** `n` completions were polled (checked): each stands for the WRs up to the next signaled one. */
+  complete(n: number): void {
+    const now = this.completed !== null ? performance.now() : 0;
+    for (let k = 0; k < n; k++) {
+      const upto = Math.min(this.#iters, (Math.floor(this.#ccnt / this.#cqMod) + 1) * this.#cqMod);
+      if (this.completed !== null) this.completed[upto - 1] = now;
+      this.#ccnt = upto;
+    }
+  }
+}
+
+/** send_bw / write_bw / read_bw (client): busy-polling the send CQ (BwWindow says what is posted). */
 export function bwClient(s: PerfSession, opcode: number, size: number, iters: number, txDepth: number, cqMod: number, stampEach: boolean): BwResult {
-  const wr = sendWr(s, opcode, size);
-  const posted = stampEach ? new Float64Array(iters) : null;
-  const completed = stampEach ? new Float64Array(iters) : null;
+  const w = new BwWindow(s, opcode, size, iters, txDepth, cqMod, stampEach);
   const cq = s.sendCq;
   s.barrier();
   const deadline = performance.now() + PEER_TIMEOUT_MS * 10;
-  let scnt = 0;
-  let ccnt = 0;
   const t0 = performance.now();
-  while (ccnt < iters) {
-    while (scnt < iters && scnt - ccnt < txDepth) {
-      const signaled = (scnt + 1) % cqMod === 0 || scnt + 1 === iters;
-      wr.sendFlags = signaled ? SendFlags.SIGNALED : 0;
-      if (posted !== null) posted[scnt] = performance.now();
-      s.qp.postSend(wr);
-      scnt++;
-    }
+  while (!w.done) {
+    w.fill();
     const n = cq.poll(16);
     if (n !== 0) {
       check(cq, n);
-      const now = completed !== null ? performance.now() : 0;
-      for (let k = 0; k < n; k++) {
-        const upto = Math.min(iters, (Math.floor(ccnt / cqMod) + 1) * cqMod);
-        if (completed !== null) completed[upto - 1] = now;
-        ccnt = upto;
-      }
+      w.complete(n);
     } else if (performance.now() > deadline) {
-      throw new KbypassError('ETIMEDOUT', `only ${ccnt} of ${iters} completions`);
+      throw new KbypassError('ETIMEDOUT', `only ${w.completions} of ${iters} completions`);
     }
   }
   const totalNs = (performance.now() - t0) * 1e6;
   s.barrier();
-  return { totalNs, posted, completed };
+  return { totalNs, posted: w.posted, completed: w.completed };
 }
 
 /** The server's side of a bandwidth test: for send_bw, keep receives posted and count arrivals. */

@@ -11,12 +11,19 @@ import { WrOpcode, getDeviceList } from '../verbs';
 import { isLatencyTest, parsePerfArgs, perfUsage, sizesFor, type PerfOptions, type PerfTest } from './args';
 import { bwRow, formatBwHeader, formatBwRow, formatLatencyHeader, formatLatencyRow, halvesRoundTrip, jsonReport, latencyRow, peakMessageNs, RESULT_LINE, type BwRow, type LatencyRow } from './report';
 import { bwClient, bwServer, oneSidedLat, sendLat, writeLat } from './loops';
-import { bwClientEv, bwServerEv, oneSidedLatEv, sendLatEv } from './loops-events';
+import { bwClientEv, bwServerEv, sendLatEv } from './loops-events';
 import { acceptOne, connectTo, perfAddress, specOf, type PerfSession, type RunSpec } from './session';
 
 const OPCODE: Record<PerfTest, number> = {
   send_lat: WrOpcode.SEND, write_lat: WrOpcode.RDMA_WRITE, read_lat: WrOpcode.RDMA_READ, atomic_lat: WrOpcode.ATOMIC_FETCH_AND_ADD,
   send_bw: WrOpcode.SEND, write_bw: WrOpcode.RDMA_WRITE, read_bw: WrOpcode.RDMA_READ,
+};
+
+/** The loops that wait for completions: busy-polling (loops.ts) or sleeping on events (-e, loops-events.ts). */
+const BUSY_LOOPS = { sendLat, oneSidedLat, bwClient, bwServer };
+const EVENT_LOOPS: { [K in keyof typeof BUSY_LOOPS]: (...a: Parameters<typeof BUSY_LOOPS[K]>) => ReturnType<typeof BUSY_LOOPS[K]> | Promise<ReturnType<typeof BUSY_LOOPS[K]>> } = {
+  // A one-sided WR completes inside postSend: its completion is there at the first poll, nothing to sleep for.
+  sendLat: sendLatEv, oneSidedLat, bwClient: bwClientEv, bwServer: bwServerEv,
 };
 
 /** Iterations run before measuring (JIT warm-up), per size (four times that for the bandwidth tests). */
@@ -31,22 +38,20 @@ function opcodeOf(spec: RunSpec): number {
 async function runSize(s: PerfSession, spec: RunSpec, client: boolean, size: number, clockNs: number, noPeak: boolean): Promise<LatencyRow | BwRow | null> {
   const n = spec.iterations;
   const op = opcodeOf(spec);
-  const ev = spec.events;
+  // (Awaiting a busy loop's plain result costs one microtask per run, not per message.)
+  const loops = spec.events ? EVENT_LOOPS : BUSY_LOOPS;
   if (isLatencyTest(spec.test)) {
     const w = warmupFor(n);
     const samples = spec.test === 'write_lat' ? writeLat(s, client, size, n, w, clockNs)
-      : spec.test === 'send_lat' ? (ev ? await sendLatEv(s, client, size, n, w, clockNs) : sendLat(s, client, size, n, w, clockNs))
-        : ev ? await oneSidedLatEv(s, client, op, size, n, w, clockNs) : oneSidedLat(s, client, op, size, n, w, clockNs);
+      : spec.test === 'send_lat' ? await loops.sendLat(s, client, size, n, w, clockNs)
+        : await loops.oneSidedLat(s, client, op, size, n, w, clockNs);
     return client ? latencyRow(size, samples, halvesRoundTrip(spec.test), n) : null;
   }
   // A warm-up pass first (not measured), as the latency tests do: the JIT compiles the loop.
   const w = warmupFor(n) * 4;
-  if (!client) {
-    if (ev) { await bwServerEv(s, op, w); await bwServerEv(s, op, n); } else { bwServer(s, op, w); bwServer(s, op, n); }
-    return null;
-  }
-  if (ev) await bwClientEv(s, op, size, w, spec.txDepth, spec.cqMod, false); else bwClient(s, op, size, w, spec.txDepth, spec.cqMod, false);
-  const r = ev ? await bwClientEv(s, op, size, n, spec.txDepth, spec.cqMod, !noPeak) : bwClient(s, op, size, n, spec.txDepth, spec.cqMod, !noPeak);
+  if (!client) { await loops.bwServer(s, op, w); await loops.bwServer(s, op, n); return null; }
+  await loops.bwClient(s, op, size, w, spec.txDepth, spec.cqMod, false);
+  const r = await loops.bwClient(s, op, size, n, spec.txDepth, spec.cqMod, !noPeak);
   const peak = r.posted !== null && r.completed !== null ? peakMessageNs(r.posted.map((t) => t * 1e6), r.completed.map((t) => t * 1e6), spec.cqMod) : undefined;
   return bwRow(size, n, r.totalNs, peak);
 }

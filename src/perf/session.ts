@@ -116,8 +116,8 @@ export class PerfSession {
     // Busy-polled CQs get no channel: a requester then skips their armed word (verbs/shm/cq-ring.ts).
     this.sendChannel = events ? this.ctx.createCompChannel() : null;
     this.recvChannel = events ? this.ctx.createCompChannel() : null;
-    this.sendCq = this.ctx.createCq(cqe, this.sendChannel ?? undefined);
-    this.recvCq = this.ctx.createCq(cqe, this.recvChannel ?? undefined);
+    this.sendCq = this.ctx.createCq(cqe, this.sendChannel);
+    this.recvCq = this.ctx.createCq(cqe, this.recvChannel);
     this.qp = this.pd.createQp({
       qpType: QpType.RC, sendCq: this.sendCq, recvCq: this.recvCq,
       cap: { maxSendWr: Math.max(depth, 16), maxRecvWr: Math.max(depth, 16), maxSendSge: 1, maxRecvSge: 1, maxInlineData: 0 },

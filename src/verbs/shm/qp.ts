@@ -77,9 +77,9 @@ export class ShmQp implements QueuePair {
     const maxSendSge = Math.max(1, roundCap(c.maxSendSge, 1, SHM_LIMITS.maxSge, 'maxSendSge'));
     const maxRecvSge = Math.max(1, roundCap(c.maxRecvSge, 1, SHM_LIMITS.maxSge, 'maxRecvSge'));
     const maxSendWr = Math.max(1, roundCap(c.maxSendWr, 1, SHM_LIMITS.maxQpWr, 'maxSendWr'));
-    let maxRecvWr = srq !== null ? 0 : Math.max(1, roundCap(c.maxRecvWr, 1, SHM_LIMITS.maxQpWr, 'maxRecvWr'));
-    const rqCap = srq !== null ? 1 : rqSlots(maxRecvWr, SHM_LIMITS.maxQpWr); // (a QP on an SRQ lays out one unused slot)
-    if (srq === null) maxRecvWr = rqCap;
+    // A QP on an SRQ has no receives of its own (cap 0); its queue's region still lays out one unused slot.
+    const rqCap = srq !== null ? 1 : rqSlots(Math.max(1, roundCap(c.maxRecvWr, 1, SHM_LIMITS.maxQpWr, 'maxRecvWr')), SHM_LIMITS.maxQpWr);
+    const maxRecvWr = srq !== null ? 0 : rqCap;
     const maxInlineData = roundCap(c.maxInlineData, 0, SHM_LIMITS.maxInlineData, 'maxInlineData');
     this.cap = { maxSendWr, maxRecvWr, maxSendSge, maxRecvSge: srq !== null ? 0 : maxRecvSge, maxInlineData };
     this.pd = pd;
