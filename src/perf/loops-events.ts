@@ -15,7 +15,7 @@ import { BwWindow, check, deltas, recvWr, sendLatStart, type BwResult, type Samp
 import { PEER_TIMEOUT_MS, type PerfSession } from './session';
 
 /** At least one completion from `cq` (up to `max`), sleeping on `ch` while there is none; bounded. */
-async function pollEv(cq: CompletionQueue, ch: CompChannel, max: number): Promise<number> {
+export async function pollEv(cq: CompletionQueue, ch: CompChannel, max: number): Promise<number> {
   let n = cq.poll(max);
   while (n === 0) {
     cq.requestNotify();
