@@ -1,7 +1,8 @@
 /**
  * The shared completion queue (layout.ts part 1, cq-ring.ts): fields and order of push → poll, many laps of
  * wrap-around, overrun (refused, flagged, nothing written), arming (NEXT / SOLICITED) and the events counter,
- * attach() checks, and four producer threads against one consumer over a SharedArrayBuffer.
+ * attach() checks, and four producer threads against one consumer over a SharedArrayBuffer (with and without
+ * one of them on the private lane: cq-lane.test.ts covers that lane).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { WorkCompletion } from '../types';
 import { CqRing, OVERRUN, PUSHED, PUSHED_NOTIFY } from './cq-ring';
 import {
   CQE_BYTES, CQ_ARM_NEXT, CQ_ARM_NONE, CQ_ARM_SOLICITED, CQ_HEADER_BYTES, CQ_I_CAPACITY, CQ_I_FLAGS, CQ_I_HEAD, CQ_I_MAGIC,
-  CQ_I_TAIL, CQ_I_VERSION, LAYOUT_VERSION, cqRegionBytes,
+  CQ_I_TAIL, CQ_I_TAIL1, CQ_I_VERSION, LAYOUT_VERSION, cqRegionBytes,
 } from './layout';
 
 const wcs = (n: number): WorkCompletion[] => Array.from({ length: n }, () => new WorkCompletion());
@@ -270,64 +271,69 @@ test('attach() checks magic, version, CQE size and capacity against the region',
   assert.equal(CqRing.attach(big).capacity, 8);
 });
 
-test('four producer threads and one consumer over shared memory: nothing lost, duplicated or reordered per producer', { timeout: 30_000 }, async () => {
-  const cap = 64;
-  const producers = 4;
-  const perProducer = 20_000;
-  const sab = new SharedArrayBuffer(cqRegionBytes(cap));
-  const cq = CqRing.init(sab as unknown as ArrayBuffer, cap);
-  cq.multiProducer = true;
-  const modulePath = path.join(__dirname, 'cq-ring.js');
-  const code = `
-    const { workerData, parentPort } = require('node:worker_threads');
-    const { CqRing, OVERRUN } = require(${JSON.stringify(modulePath)});
-    const cq = CqRing.attach(workerData.sab);
-    let overruns = 0;
-    for (let i = 0; i < workerData.n; i++) {
-      // Completion i of producer p: wr_id p * 1e6 + i, the other fields derived from it.
-      while (cq.push(0, workerData.p, i, workerData.p * 1e6 + i, i ^ 0x5a5a, workerData.p, i & 0xffff, 0, false) === OVERRUN) overruns++;
-    }
-    parentPort.postMessage({ overruns });
-  `;
-  const workers = Array.from({ length: producers }, (_, p) => new Worker(code, { eval: true, workerData: { sab, p, n: perProducer } }));
-  const done = Promise.all(workers.map((w) => new Promise<{ overruns: number }>((resolve, reject) => {
-    w.once('message', resolve);
-    w.once('error', reject);
-  })));
-  try {
-    const next = new Array<number>(producers).fill(0);
-    const out = wcs(32);
-    const total = producers * perProducer;
-    let got = 0;
-    let bad = '';
-    const deadline = Date.now() + 20_000;
-    while (got < total && Date.now() < deadline) {
-      const n = cq.poll(32, out);
-      for (let k = 0; k < n; k++) {
-        const wc = out[k]!;
-        const p = wc.opcode;
-        const i = wc.byteLen;
-        if (bad === '' && (p < 0 || p >= producers || i !== next[p] || wc.wrId !== p * 1e6 + i || wc.immData !== ((i ^ 0x5a5a) >>> 0) ||
-            wc.qpNum !== p || wc.srcQp !== (i & 0xffff))) {
-          bad = `completion ${got + k}: producer ${p}, index ${i} (expected ${next[p]}), wrId ${wc.wrId}, imm ${wc.immData}`;
-        }
-        if (p >= 0 && p < producers) next[p] = i + 1;
+for (const lane of [false, true]) {
+  test(`four producer threads and one consumer over shared memory${lane ? ', one producer on the private lane' : ''}: nothing lost, duplicated or reordered per producer`, { timeout: 30_000 }, async () => {
+    const cap = 64;
+    const producers = 4;
+    const perProducer = 20_000;
+    const sab = new SharedArrayBuffer(cqRegionBytes(cap));
+    const cq = CqRing.init(sab as unknown as ArrayBuffer, cap);
+    cq.multiProducer = true;
+    const modulePath = path.join(__dirname, 'cq-ring.js');
+    const code = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      const { CqRing, OVERRUN } = require(${JSON.stringify(modulePath)});
+      const cq = CqRing.attach(workerData.sab);
+      const claimed = workerData.lane && workerData.p === 0 && cq.claimLane();
+      let overruns = 0;
+      for (let i = 0; i < workerData.n; i++) {
+        // Completion i of producer p: wr_id p * 1e6 + i, the other fields derived from it.
+        while (cq.push(0, workerData.p, i, workerData.p * 1e6 + i, i ^ 0x5a5a, workerData.p, i & 0xffff, 0, false) === OVERRUN) overruns++;
       }
-      got += n;
-      if (n === 0) await new Promise((r) => setImmediate(r));
+      parentPort.postMessage({ overruns, claimed });
+    `;
+    const workers = Array.from({ length: producers }, (_, p) => new Worker(code, { eval: true, workerData: { sab, p, n: perProducer, lane } }));
+    const done = Promise.all(workers.map((w) => new Promise<{ overruns: number; claimed: boolean }>((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    })));
+    try {
+      const next = new Array<number>(producers).fill(0);
+      const out = wcs(32);
+      const total = producers * perProducer;
+      let got = 0;
+      let bad = '';
+      const deadline = Date.now() + 20_000;
+      while (got < total && Date.now() < deadline) {
+        const n = cq.poll(32, out);
+        for (let k = 0; k < n; k++) {
+          const wc = out[k]!;
+          const p = wc.opcode;
+          const i = wc.byteLen;
+          if (bad === '' && (p < 0 || p >= producers || i !== next[p] || wc.wrId !== p * 1e6 + i || wc.immData !== ((i ^ 0x5a5a) >>> 0) ||
+              wc.qpNum !== p || wc.srcQp !== (i & 0xffff))) {
+            bad = `completion ${got + k}: producer ${p}, index ${i} (expected ${next[p]}), wrId ${wc.wrId}, imm ${wc.immData}`;
+          }
+          if (p >= 0 && p < producers) next[p] = i + 1;
+        }
+        got += n;
+        if (n === 0) await new Promise((r) => setImmediate(r));
+      }
+      assert.equal(bad, '');
+      assert.equal(got, total, `polled ${got} of ${total} within the deadline`);
+      assert.deepEqual(next, new Array<number>(producers).fill(perProducer));
+      const reports = await done;
+      assert.equal(cq.poll(32, out), 0, 'nothing left over');
+      // The producers outran a 64-entry CQ: they were refused (and retried) rather than overwriting entries.
+      const overruns = reports.reduce((s, r) => s + r.overruns, 0);
+      assert.equal(cq.overrun, overruns > 0);
+      assert.deepEqual(reports.map((r) => r.claimed), [lane, false, false, false], 'who had the private lane');
+      assert.equal(new Int32Array(sab)[CQ_I_TAIL1], lane ? perProducer : 0, "the private lane carried all of producer 0's completions, or none");
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
     }
-    assert.equal(bad, '');
-    assert.equal(got, total, `polled ${got} of ${total} within the deadline`);
-    assert.deepEqual(next, new Array<number>(producers).fill(perProducer));
-    const reports = await done;
-    assert.equal(cq.poll(32, out), 0, 'nothing left over');
-    // The producers outran a 64-entry CQ: they were refused (and retried) rather than overwriting entries.
-    const overruns = reports.reduce((s, r) => s + r.overruns, 0);
-    assert.equal(cq.overrun, overruns > 0);
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
-  }
-});
+  });
+}
 
 test('fillHoles: a slot claimed by a producer that died before committing stops poll; once filled, poll passes it', () => {
   const { buf, cq } = ring(8);

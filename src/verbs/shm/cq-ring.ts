@@ -2,14 +2,19 @@
  * A completion queue in shared memory (layout.ts, part 1): many producers — this process's send queues and the
  * peers' requesters posting receive completions — and one consumer, the owner polling it. No allocation and no
  * system call per completion; the caller rings the CQ's channel only when push() says the CQ was armed.
+ *
+ * Its entries lie in two lanes. Producers share the first with a CAS on its tail. The second (the private
+ * lane) belongs to one producer at a time, a peer that claimed it (claimLane) and fills it with plain stores:
+ * a locked instruction per completion would make the requester wait, on every SEND, for its stores into lines
+ * the consumer is polling to reach that consumer's core.
  */
 import { KbypassError } from '../../errors';
 import type { WorkCompletion } from '../types';
 import { PLAIN_PUBLISH } from '../../ring/layout';
 import {
   CQE_BYTE_LEN, CQE_BYTES, CQE_F64_WR_ID, CQE_IMM, CQE_INFO, CQE_QP_NUM, CQE_SEQ, CQE_SKIP, CQE_SLID, CQE_SRC_QP, CQ_ARM_NEXT,
-  CQ_FLAG_OVERRUN, CQ_HEADER_BYTES, CQ_I_ARMED, CQ_I_CAPACITY, CQ_I_EVENTS, CQ_I_FLAGS, CQ_I_HEAD, CQ_I_MAGIC, CQ_I_TAIL,
-  CQ_I_VERSION, CQ_MAGIC, LAYOUT_VERSION, cqRegionBytes, packInfo,
+  CQ_FLAG_OVERRUN, CQ_HEADER_BYTES, CQ_I_ARMED, CQ_I_CAPACITY, CQ_I_EVENTS, CQ_I_FLAGS, CQ_I_HEAD, CQ_I_HEAD1, CQ_I_MAGIC,
+  CQ_I_OWNER1, CQ_I_TAIL, CQ_I_TAIL1, CQ_I_VERSION, CQ_MAGIC, LAYOUT_VERSION, cqRegionBytes, cqeOffset, packInfo,
 } from './layout';
 
 /** push() results. */
@@ -37,12 +42,25 @@ export class CqRing {
   #tail = 0;
   /** False for a peer's CQ that has no completion channel (see attach). */
   #armable = true;
+  /** Producer: true while this view owns the private lane (claimLane), and pushes into it. */
+  #private = false;
+  /** Producer: the private lane's tail (while #private). */
+  #tail1 = 0;
+  /** Producer: the private lane's head as last read (re-read only when the lane looks full). */
+  #head1Seen = 0;
+  /** Consumer: the private lane's head. */
+  #head1 = 0;
+  /** Consumer: which lane the next poll starts with (each in turn, so neither can starve the other). */
+  #turn = 0;
+  /** i32 index of the private lane's first entry. */
+  readonly #lane1: number;
 
   private constructor(buffer: ArrayBuffer, capacity: number) {
     this.capacity = capacity;
     this.#mask = capacity - 1;
     this.#i32 = new Int32Array(buffer, 0, cqRegionBytes(capacity) >> 2);
     this.#f64 = new Float64Array(buffer, 0, cqRegionBytes(capacity) >> 3);
+    this.#lane1 = cqeOffset(capacity, 1, 0) >> 2;
   }
 
   /** Lay out a new CQ of `capacity` entries (a power of two) in zeroed memory. */
@@ -92,7 +110,20 @@ export class CqRing {
     wcFlags: number, solicited: boolean, slid = 0): number {
     const i32 = this.#i32;
     let t: number;
-    if (!this.multiProducer) {
+    let base: number;
+    if (this.#private) {
+      t = this.#tail1;
+      if (((t - this.#head1Seen) >>> 0) >= this.capacity) {
+        this.#head1Seen = Atomics.load(i32, CQ_I_HEAD1);
+        if (((t - this.#head1Seen) >>> 0) >= this.capacity) {
+          Atomics.or(i32, CQ_I_FLAGS, CQ_FLAG_OVERRUN);
+          return OVERRUN;
+        }
+      }
+      this.#tail1 = (t + 1) | 0;
+      i32[CQ_I_TAIL1] = this.#tail1; // for the next owner of the lane (releaseLane); nobody else reads it
+      base = this.#lane1 + (t & this.#mask) * (CQE_BYTES >> 2);
+    } else if (!this.multiProducer) {
       t = this.#tail;
       if (((t - this.#head) >>> 0) >= this.capacity) {
         Atomics.or(i32, CQ_I_FLAGS, CQ_FLAG_OVERRUN);
@@ -100,6 +131,7 @@ export class CqRing {
       }
       this.#tail = (t + 1) | 0;
       i32[CQ_I_TAIL] = this.#tail;
+      base = (CQ_HEADER_BYTES + (t & this.#mask) * CQE_BYTES) >> 2;
     } else {
       for (;;) {
         t = Atomics.load(i32, CQ_I_TAIL);
@@ -113,8 +145,8 @@ export class CqRing {
         }
         if (Atomics.compareExchange(i32, CQ_I_TAIL, t, (t + 1) | 0) === t) break;
       }
+      base = (CQ_HEADER_BYTES + (t & this.#mask) * CQE_BYTES) >> 2;
     }
-    const base = (CQ_HEADER_BYTES + (t & this.#mask) * CQE_BYTES) >> 2;
     i32[base + CQE_INFO] = packInfo(status, opcode, wcFlags, solicited);
     i32[base + CQE_BYTE_LEN] = byteLen;
     i32[base + CQE_IMM] = imm;
@@ -140,14 +172,28 @@ export class CqRing {
     return PUSHED;
   }
 
-  /** Consumer: fill up to `max` of `out` with completions, oldest first; returns how many. */
+  /**
+   * Consumer: fill up to `max` of `out` with completions, returns how many: each lane's oldest first, the two
+   * lanes in turn (one poll starts with the shared lane, the next with the private one).
+   */
   poll(max: number, out: WorkCompletion[]): number {
+    const first = this.#turn;
+    this.#turn = first ^ 1;
+    let n = this.#take(first, 0, max, out);
+    if (n < max) n = this.#take(first ^ 1, n, max, out);
+    return n;
+  }
+
+  /** Take completions from one lane into out[n …] until `max` are there; returns the new n. */
+  #take(lane: number, n: number, max: number, out: WorkCompletion[]): number {
     const i32 = this.#i32;
     const f64 = this.#f64;
-    let h = this.#head;
-    let n = 0;
+    const start = lane === 0 ? this.#head : this.#head1;
+    const entries = lane === 0 ? CQ_HEADER_BYTES >> 2 : this.#lane1;
+    const mask = this.#mask;
+    let h = start;
     while (n < max) {
-      const base = (CQ_HEADER_BYTES + (h & this.#mask) * CQE_BYTES) >> 2;
+      const base = entries + (h & mask) * (CQE_BYTES >> 2);
       if (Atomics.load(i32, base + CQE_SEQ) !== ((h + 1) | 0)) break;
       const info = i32[base + CQE_INFO]!;
       h = (h + 1) | 0;
@@ -165,12 +211,43 @@ export class CqRing {
       wc.vendorErr = 0;
       n++;
     }
-    if (h !== this.#head) {
-      this.#head = h;
-      if (PLAIN_PUBLISH) i32[CQ_I_HEAD] = h;
-      else Atomics.store(i32, CQ_I_HEAD, h);
+    if (h !== start) {
+      const at = lane === 0 ? CQ_I_HEAD : CQ_I_HEAD1;
+      if (lane === 0) this.#head = h;
+      else this.#head1 = h;
+      if (PLAIN_PUBLISH) i32[at] = h;
+      else Atomics.store(i32, at, h);
     }
     return n;
+  }
+
+  /**
+   * Producer (a peer's view): try to take the private lane for this view's pushes. True if it is ours now (and
+   * until releaseLane); false if another producer has it (pushes then go to the shared lane).
+   */
+  claimLane(): boolean {
+    if (this.#private) return true;
+    if (!this.#remote || Atomics.compareExchange(this.#i32, CQ_I_OWNER1, 0, 1) !== 0) return false;
+    // The tail the last owner left (it stored it before giving the lane back). It is in shared memory, so check
+    // it against the head: a lane that looks more than full is refused for good (every push would overrun).
+    const tail = Atomics.load(this.#i32, CQ_I_TAIL1);
+    const head = Atomics.load(this.#i32, CQ_I_HEAD1);
+    if (((tail - head) >>> 0) > this.capacity) return false; // (and the lane stays taken: it is unusable)
+    this.#tail1 = tail;
+    this.#head1Seen = head;
+    this.#private = true;
+    return true;
+  }
+
+  /** True while this view owns the private lane. */
+  get ownsLane(): boolean { return this.#private; }
+
+  /** Give the private lane back (after this view's last push: an orderly detach). */
+  releaseLane(): void {
+    if (!this.#private) return;
+    this.#private = false;
+    Atomics.store(this.#i32, CQ_I_TAIL1, this.#tail1);
+    Atomics.store(this.#i32, CQ_I_OWNER1, 0);
   }
 
   /**
@@ -193,13 +270,17 @@ export class CqRing {
     return filled;
   }
 
-  /** Completions waiting (committed or being written). */
-  get depth(): number { return (Atomics.load(this.#i32, CQ_I_TAIL) - this.#head) >>> 0; }
+  /** Completions waiting in both lanes (committed or being written; the private lane's as its owner says). */
+  get depth(): number {
+    return ((Atomics.load(this.#i32, CQ_I_TAIL) - this.#head) >>> 0) + ((Atomics.load(this.#i32, CQ_I_TAIL1) - this.#head1) >>> 0);
+  }
 
-  /** True if the next completion is committed. */
+  /** True if the next completion of either lane is committed. */
   ready(): boolean {
-    const base = (CQ_HEADER_BYTES + (this.#head & this.#mask) * CQE_BYTES) >> 2;
-    return Atomics.load(this.#i32, base + CQE_SEQ) === ((this.#head + 1) | 0);
+    const i32 = this.#i32;
+    const b0 = (CQ_HEADER_BYTES + (this.#head & this.#mask) * CQE_BYTES) >> 2;
+    const b1 = this.#lane1 + (this.#head1 & this.#mask) * (CQE_BYTES >> 2);
+    return Atomics.load(i32, b0 + CQE_SEQ) === ((this.#head + 1) | 0) || Atomics.load(i32, b1 + CQE_SEQ) === ((this.#head1 + 1) | 0);
   }
 
   /** Notifications sent so far (the channel reports each once). */

@@ -30,10 +30,10 @@ class Segs {
   // doubles are not).
   readonly off: number[] = new Array<number>(MAX_SEGS).fill(0);
   readonly len: number[] = new Array<number>(MAX_SEGS).fill(0);
-  /** The same buffers as 32-bit words from offset 0, where known (aligned copies go a word at a time). */
-  readonly words: Array<Int32Array | undefined> = new Array(MAX_SEGS).fill(undefined);
+  /** The same buffers as 64-bit words from offset 0, where known (aligned copies go a word at a time). */
+  readonly words: Array<BigUint64Array | undefined> = new Array(MAX_SEGS).fill(undefined);
   reset(): void { this.n = 0; this.total = 0; }
-  add(b: Uint8Array, o: number, l: number, w?: Int32Array): void {
+  add(b: Uint8Array, o: number, l: number, w?: BigUint64Array): void {
     const i = this.n++;
     this.bytes[i] = b; this.off[i] = o; this.len[i] = l; this.total += l; this.words[i] = w;
   }
@@ -47,13 +47,17 @@ function copy(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number)
   }
 }
 
-/** copy(), a word at a time when both sides have word views and everything is 4-byte aligned (≤ 256 bytes). */
-function copyW(dst: Uint8Array, dw: Int32Array | undefined, d: number, src: Uint8Array, sw: Int32Array | undefined, s: number, n: number): void {
-  // (Offsets past 2^31 — a peer's region can be that large — take the byte path: `>> 2` would go negative.)
-  if (dw !== undefined && sw !== undefined && n <= 256 && d + n <= 0x7fffffff && s + n <= 0x7fffffff && ((d | s | n) & 3) === 0) {
-    const a = d >> 2;
-    const b = s >> 2;
-    const k = n >> 2;
+/**
+ * copy(), eight bytes at a time when both sides have 64-bit views and everything is 8-byte aligned (≤ 256 bytes).
+ * BigUint64Array elements: V8 copies them as raw 64-bit integers, every bit kept, in half the accesses of 32-bit
+ * words and about half the time (a Float64Array copy would be as fast, but may change a NaN's bits).
+ */
+function copyW(dst: Uint8Array, dw: BigUint64Array | undefined, d: number, src: Uint8Array, sw: BigUint64Array | undefined, s: number, n: number): void {
+  // (Offsets past 2^31 — a peer's region can be that large — take the byte path: `>> 3` would go negative.)
+  if (dw !== undefined && sw !== undefined && n <= 256 && d + n <= 0x7fffffff && s + n <= 0x7fffffff && ((d | s | n) & 7) === 0) {
+    const a = d >> 3;
+    const b = s >> 3;
+    const k = n >> 3;
     for (let i = 0; i < k; i++) dw[a + i] = sw[b + i]!;
   } else {
     copy(dst, d, src, s, n);
@@ -256,15 +260,15 @@ export class Requester {
     const off = this.#roff;
     const ref = this.#ref;
     const local = s.addr - mr.addr;
-    if (len <= 256 && off + len <= 0x7fffffff && local + len <= 0x7fffffff && ((off | local | len) & 3) === 0) {
-      // Whole aligned words: a quarter of the element accesses of a byte loop.
-      const r32 = peer.words(ref.regionId)!;
-      const l32 = mr.words;
-      const a = off >> 2;
-      const b = local >> 2;
-      const n = len >> 2;
-      if (write) for (let i = 0; i < n; i++) r32[a + i] = l32[b + i]!;
-      else for (let i = 0; i < n; i++) l32[b + i] = r32[a + i]!;
+    if (len <= 256 && off + len <= 0x7fffffff && local + len <= 0x7fffffff && ((off | local | len) & 7) === 0) {
+      // Whole aligned 64-bit words: an eighth of the element accesses of a byte loop (copyW says why 64-bit).
+      const r64 = peer.words(ref.regionId)!;
+      const l64 = mr.words;
+      const a = off >> 3;
+      const b = local >> 3;
+      const n = len >> 3;
+      if (write) for (let i = 0; i < n; i++) r64[a + i] = l64[b + i]!;
+      else for (let i = 0; i < n; i++) l64[b + i] = r64[a + i]!;
     } else if (write) {
       copy(bytes, off, mr.buffer, local, len);
     } else {
@@ -405,7 +409,7 @@ export class Requester {
         if (!Number.isInteger(at)) return WcStatus.REM_ACCESS_ERR;
         // An aligned 8-byte word of a shared mapping: lock-prefixed instructions, atomic across processes.
         // (The region's 64-bit view is made once per region, not per operation.)
-        const words = peer.words64(this.#ref.regionId)!;
+        const words = peer.words(this.#ref.regionId)!;
         const old = op === WrOpcode.ATOMIC_FETCH_AND_ADD
           ? Atomics.add(words, at, BigInt.asUintN(64, a.compareAdd))
           : Atomics.compareExchange(words, at, BigInt.asUintN(64, a.compareAdd), BigInt.asUintN(64, a.swap ?? 0n));

@@ -6,25 +6,39 @@
  * A peer maps four kinds of region of ours (all memfds passed over the connection's Unix socket):
  *
  * 1. Completion queue (one memfd per CQ). Many producers (our own send queues, and peers' requesters posting
- *    receive completions into it), one consumer (us):
+ *    receive completions into it), one consumer (us). Its entries lie in two lanes of `cap` entries each: the
+ *    shared lane, where every producer claims a slot with a CAS, and the private lane, which one producer at a
+ *    time claims for its own and fills with plain stores (no locked instruction per completion):
  *
- *      0        8        16       64            128           192           256
- *      +--------+--------+--------+-------------+-------------+-------------+--------------------------
- *      | magic  | cap    | flags  | head (i32)  | tail (i32)  | armed (i32) | CQE 0 | CQE 1 | ... (64 B each)
- *      | ver,sz |        |        | consumer    | producers'  | 0 off,      |
- *      |        |        |        | line        | CAS line    | 1 next, 2 SE|
- *      |        |        |        |             |             | +4: events  |
- *      +--------+--------+--------+-------------+-------------+-------------+--------------------------
- *    A producer claims ticket t with a CAS on tail (refused when t − head ≥ cap: overrun), writes the CQE at
- *    slot t mod cap, then stores seq = t + 1 (the commit). The consumer takes slot head when seq = head + 1.
- *    Then the producer reads armed (a peer: with a locked instruction, cq-ring.ts says why), unless the CQ was
- *    shared without its completion channel's eventfd: such a CQ is never armed, and its peers skip the word.
+ *      0        8        16       64            128           192           256           320           384
+ *      +--------+--------+--------+-------------+-------------+-------------+-------------+-------------+----
+ *      | magic  | cap    | flags  | head (i32)  | tail (i32)  | armed (i32) | head (i32)  | owner (i32) |
+ *      | ver,sz |        |        | shared lane | shared lane | 0 off,      | private lane| +4 tail     |
+ *      |        |        |        | consumer    | producers'  | 1 next, 2 SE| consumer    | private lane|
+ *      |        |        |        | line        | CAS line    | +4: events  | line        | producer's  |
+ *      +--------+--------+--------+-------------+-------------+-------------+-------------+-------------+----
+ *      384: shared lane, CQE 0 … CQE cap−1 (64 B each) | 384 + 64 × cap: private lane, CQE 0 … CQE cap−1
+ *
+ *    Shared lane: a producer claims ticket t with a CAS on its tail (refused when t − head ≥ cap: overrun),
+ *    writes the CQE at slot t mod cap, then stores seq = t + 1 (the commit). The consumer takes slot head when
+ *    seq = head + 1.
+ *    Private lane: a peer's requester claims it by a CAS of owner 0 → 1 when it attaches the CQ; the loser (or
+ *    a second peer, or the owner itself) uses the shared lane. The owner of the lane alone writes its tail (at
+ *    +324), so it writes slot t and commits seq = t + 1 with plain stores, refused as above when t − head ≥ cap.
+ *    It gives the lane back on an orderly detach (tail first, then owner = 0; the next claimer starts at that
+ *    tail); a peer that dies keeps it for good, and later peers use the shared lane.
+ *    The consumer polls both lanes, starting with each in turn. Completions of one work queue come from one
+ *    producer, so from one lane, in order; verbs promise no order between work queues.
+ *    After a commit, in either lane, the producer reads armed (a peer: with a locked instruction, cq-ring.ts
+ *    says why), unless the CQ was shared without its completion channel's eventfd: such a CQ is never armed,
+ *    and its peers skip the word.
  *
  *    CQE (64 B, one cache line, so two CQEs never share a line):
  *      +0 i32 seq | +4 u32 status (bits 0–7), opcode (8–15), wc_flags (16–23), solicited (bit 24) | +8 byte_len
  *      +12 imm_data | +16 f64 wr_id | +24 qp_num | +28 src_qp | +32 slid | +36..63 reserved (vendor_err is 0)
- *    Status 0xff marks a SKIP entry: a slot whose producer died between claiming and committing it, filled in by
- *    the owner after that peer disconnected (poll() passes over it).
+ *    Status 0xff marks a SKIP entry: a shared-lane slot whose producer died between claiming and committing it,
+ *    filled in by the owner after that peer disconnected (poll() passes over it). The private lane has no such
+ *    holes: its one producer commits its slots in order.
  *
  * 2. Receive queue (in each QP's region, or a shared receive queue's own region). One producer (the owner
  *    posting receives), consumers that CAS the head (the peers' requesters; several for an SRQ):
@@ -53,12 +67,13 @@
  *    its region (ids 1 … 2^17 − 1; a region is at most 64 GiB).
  */
 
-/** 2: CQEs with packed fields (status, opcode, flags, solicited in one word) and the source LID. */
-export const LAYOUT_VERSION = 2;
+/** 2: CQEs with packed fields (status, opcode, flags, solicited in one word) and the source LID. 3: the CQ's
+ *  private lane. */
+export const LAYOUT_VERSION = 3;
 
 // --- 1. completion queue -------------------------------------------------------------------------------------
 export const CQ_MAGIC = 0x5143424b; // 'KBCQ'
-export const CQ_HEADER_BYTES = 256;
+export const CQ_HEADER_BYTES = 384;
 export const CQE_BYTES = 64;
 /** i32 indices into the region. */
 export const CQ_I_MAGIC = 0;
@@ -70,6 +85,12 @@ export const CQ_I_TAIL = 128 >> 2;
 export const CQ_I_ARMED = 192 >> 2;
 /** Count of notifications sent (the channel compares it with what it has reported). */
 export const CQ_I_EVENTS = (192 >> 2) + 1;
+/** The private lane's head (its consumer's line). */
+export const CQ_I_HEAD1 = 256 >> 2;
+/** The private lane's owner: 0 free, 1 claimed (its producer's line, with the tail). */
+export const CQ_I_OWNER1 = 320 >> 2;
+/** The private lane's tail, written by its owner only. */
+export const CQ_I_TAIL1 = (320 >> 2) + 1;
 export const CQ_FLAG_OVERRUN = 1;
 export const CQ_ARM_NONE = 0;
 export const CQ_ARM_NEXT = 1;
@@ -90,7 +111,10 @@ export const CQE_SKIP = 0xff;
 export const packInfo = (status: number, opcode: number, wcFlags: number, solicited: boolean): number =>
   (status & 0xff) | ((opcode & 0xff) << 8) | ((wcFlags & 0xff) << 16) | (solicited ? 1 << 24 : 0);
 
-export const cqRegionBytes = (capacity: number): number => CQ_HEADER_BYTES + capacity * CQE_BYTES;
+/** A CQ's region: the header, then the shared lane's entries, then the private lane's. */
+export const cqRegionBytes = (capacity: number): number => CQ_HEADER_BYTES + 2 * capacity * CQE_BYTES;
+/** Byte offset of lane `lane`'s entry `slot` (0 ≤ slot < capacity). */
+export const cqeOffset = (capacity: number, lane: number, slot: number): number => CQ_HEADER_BYTES + (lane * capacity + slot) * CQE_BYTES;
 
 // --- 2. receive queue ----------------------------------------------------------------------------------------
 export const RQ_MAGIC = 0x5152424b; // 'KBRQ'

@@ -32,7 +32,7 @@ export class ShmMr implements MemoryRegion {
   readonly rkey: number;
   readonly access: number;
   readonly buffer: Uint8Array;
-  /** @internal The region as 32-bit words (aligned copies). */ readonly words: Int32Array;
+  /** @internal The region as 64-bit words (aligned copies). */ readonly words: BigUint64Array;
   /** @internal */ readonly regionId: number;
   /** @internal */ valid = true;
 
@@ -44,7 +44,7 @@ export class ShmMr implements MemoryRegion {
     this.addr = iovaOf(regionId, 0);
     this.length = bytes.length;
     this.buffer = bytes;
-    this.words = new Int32Array(bytes.buffer, 0, Math.floor(bytes.buffer.byteLength / 4));
+    this.words = new BigUint64Array(bytes.buffer, 0, Math.floor(bytes.buffer.byteLength / 8));
     this.access = access;
   }
 

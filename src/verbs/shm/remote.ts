@@ -34,9 +34,8 @@ export class RemoteQp {
   readonly mrTable: MrTable;
   /** Mapped regions of the peer's PD, by region id. */
   readonly regions: Array<Uint8Array | undefined> = [];
-  /** The same regions as 32-bit words (aligned copies). */
-  readonly #words: Array<Int32Array | undefined> = [];
-  readonly #words64: Array<BigUint64Array | undefined> = [];
+  /** The same regions as 64-bit words (aligned copies, atomics). */
+  readonly #words: Array<BigUint64Array | undefined> = [];
   /** Set by the connection: pull region fds the peer already sent (synchronously); true if `id` is now mapped. */
   fetchRegion: ((id: number) => boolean) | null = null;
   /** False once the connection is gone (operations then fail as if the packets were lost). */
@@ -60,6 +59,9 @@ export class RemoteQp {
       this.cq = CqRing.attach(attachRegion(fds.recvCq, 0).buffer, fds.recvCqEvent >= 0);
       this.mrTable = MrTable.attach(attachRegion(fds.mrTable, 0).buffer);
       this.#eventFd = fds.recvCqEvent;
+      // Last (nothing below can throw): our receive completions go to the CQ's private lane if nobody has it (no
+      // locked instruction per push), else to the shared lane (layout.ts, part 1).
+      this.cq.claimLane();
     } finally {
       for (const fd of [fds.qp, fds.srq, fds.recvCq, fds.mrTable]) if (fd >= 0) n.close(fd);
     }
@@ -77,7 +79,7 @@ export class RemoteQp {
       if (!Number.isInteger(id) || id < 1 || id > MAX_REGION_ID) throw new KbypassError('ERR_KBYPASS_PROTOCOL', `bad region id ${id}`);
       const buffer = attachRegion(fd, 0).buffer;
       this.regions[id] = new Uint8Array(buffer);
-      this.#words[id] = new Int32Array(buffer, 0, Math.floor(buffer.byteLength / 4));
+      this.#words[id] = new BigUint64Array(buffer, 0, Math.floor(buffer.byteLength / 8));
     } finally {
       native().close(fd);
     }
@@ -90,17 +92,8 @@ export class RemoteQp {
     return this.fetchRegion(id) ? this.regions[id] : undefined;
   }
 
-  /** Region `id` as 32-bit words (after region(id) found it). */
-  words(id: number): Int32Array | undefined { return this.#words[id]; }
-
-  /** Region `id` as 64-bit words, for atomics (after region(id) found it; made on first use). */
-  words64(id: number): BigUint64Array | undefined {
-    const r = this.regions[id];
-    if (r === undefined) return undefined;
-    let w = this.#words64[id];
-    if (w === undefined) this.#words64[id] = w = new BigUint64Array(r.buffer, 0, Math.floor(r.buffer.byteLength / 8));
-    return w;
-  }
+  /** Region `id` as 64-bit words (after region(id) found it). */
+  words(id: number): BigUint64Array | undefined { return this.#words[id]; }
 
   /** Raise the peer's completion event (its recv CQ was armed). */
   notify(): void {
@@ -110,6 +103,7 @@ export class RemoteQp {
   /** Drop the peer's resources (their mappings go when collected). */
   detach(): void {
     this.alive = false;
+    this.cq.releaseLane(); // nothing is pushed once !alive: the next peer may have it
     if (this.#eventFd >= 0) { native().close(this.#eventFd); this.#eventFd = -1; }
   }
 }
