@@ -1,12 +1,24 @@
 /**
  * `kbypass bench verbs`: the verbs figures the project tracks, in one run — write_lat and send_lat at 8 B against
  * the C ping-pong floor, write_bw at 64 KiB against single-core memcpy, send_bw at 64 B — each through
- * `kbypass perf --local` (a server process and a client), with the floor measured right before and after each.
+ * `kbypass perf --local --json` (a client process and its server process, new for each test, as perftest's tools
+ * are run), with the floor measured right before and after each.
+ *
+ * Why new processes: run inside this one, after the bare JavaScript ping-pong had run here, send_bw measured
+ * 1.96–3.64 M messages/s where the same tests without it measured 2.72–6.26 (docs/BENCHMARKS.md, 2026-12-03,
+ * "A CQ's private lane"). A test's figures should not depend on what ran before it in the same process.
  */
-import { parsePerfArgs } from '../../src/perf/args';
-import { runLocal } from '../../src/perf/main';
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
 import type { BwRow, LatencyRow } from '../../src/perf/report';
 import { jsClockCost, latencyJsFloor } from '../ipc/runs';
+
+const execFileP = promisify(execFile);
+const CLI = path.resolve(__dirname, '..', '..', '..', 'bin', 'kbypass.js');
+
+/** What `kbypass perf --local --json` prints (the parts read here). */
+interface PerfJson { rows: Array<LatencyRow | BwRow>; floor?: { before: number; after: number; ratio: number } }
 
 export interface VerbsBenchOptions {
   /** Fewer iterations (about 20 s). Default false. */
@@ -30,11 +42,20 @@ export interface VerbsBenchResult {
 let port = 21000 + (process.pid % 10000);
 
 async function run(args: string[], progress: (l: string) => void) {
-  progress(`kbypass perf ${args.join(' ')} --local`);
-  const o = parsePerfArgs([...args, '--local', '-p', String(++port)]);
-  const r = await runLocal(o);
-  const floor = r.floor === null ? NaN : (r.floor.before + r.floor.after) / 2;
-  return { row: r.rows[0]!, floor, ratio: r.ratio ?? NaN };
+  const argv = ['perf', ...args, '--local', '-p', String(++port), '--json'];
+  progress(`kbypass ${argv.join(' ')}`);
+  let out: string;
+  try {
+    ({ stdout: out } = await execFileP(process.execPath, [CLI, ...argv], { timeout: 600_000, maxBuffer: 1 << 20 }));
+  } catch (e) {
+    const err = e as { stderr?: string; message?: string };
+    throw new Error(`kbypass ${argv.join(' ')} failed: ${(err.stderr ?? '').trim() || err.message}`);
+  }
+  const r = JSON.parse(out) as PerfJson;
+  const row = r.rows[0];
+  if (row === undefined) throw new Error(`kbypass ${argv.join(' ')} printed no result row`);
+  const floor = r.floor === undefined ? NaN : (r.floor.before + r.floor.after) / 2;
+  return { row, floor, ratio: r.floor?.ratio ?? NaN };
 }
 
 export async function runVerbsBench(opts: VerbsBenchOptions = {}): Promise<VerbsBenchResult> {
