@@ -409,16 +409,19 @@ test('SEND, RDMA WRITE and READ keep every bit, aligned or not: lengths 1–72 a
           assert.equal(r!.byteLen, len, where);
           assert.deepEqual(slice(server.mr, 2048 + ro, len), data, `SEND, ${where}`);
           assert.equal(server.mr.buffer[2048 + ro + len], 0x33, `SEND wrote past the message, ${where}`);
+          assert.equal(server.mr.buffer[2048 + ro - 1], 0x33, `SEND wrote before the buffer, ${where}`);
           // RDMA WRITE to the remote offset, then READ it back to another local offset.
           await run(client, { wrId: 3, opcode: WrOpcode.RDMA_WRITE, sgList: [{ addr: client.mr.addr + lo, length: len, lkey: client.mr.lkey }],
             rdma: { remoteAddr: remoteAddr + 512 + ro, rkey } });
           assert.deepEqual(slice(server.mr, 512 + ro, len), data, `WRITE, ${where}`);
           assert.equal(server.mr.buffer[512 + ro + len], 0x33, `WRITE wrote past the range, ${where}`);
-          client.mr.buffer.fill(0x44, 1024, 1200);
+          assert.equal(server.mr.buffer[512 + ro - 1], 0x33, `WRITE wrote before the range, ${where}`);
+          client.mr.buffer.fill(0x44, 1000, 1200);
           await run(client, { wrId: 4, opcode: WrOpcode.RDMA_READ, sgList: [{ addr: client.mr.addr + 1024 + lo, length: len, lkey: client.mr.lkey }],
             rdma: { remoteAddr: remoteAddr + 512 + ro, rkey } });
           assert.deepEqual(slice(client.mr, 1024 + lo, len), data, `READ, ${where}`);
           assert.equal(client.mr.buffer[1024 + lo + len], 0x44, `READ wrote past the range, ${where}`);
+          assert.equal(client.mr.buffer[1024 + lo - 1], 0x44, `READ wrote before the range, ${where}`);
         }
       }
     }

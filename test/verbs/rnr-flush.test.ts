@@ -11,6 +11,8 @@ import {
   Mtu, PostError, QpAttrMask as M, QpState, QpType, SendFlags, WcOpcode, WcStatus, WrOpcode, type SendWr,
 } from '../../src/verbs';
 import { destroySide, expectNoCompletion, makeSide, pollN, sleep, withPair } from '../helpers/verbs';
+import type { ShmCq } from '../../src/verbs/shm/cq';
+import { CQ_I_OWNER1 } from '../../src/verbs/shm/layout';
 
 const SIG = SendFlags.SIGNALED;
 const isPostError = (code: string, badWr: number) => (e: unknown): boolean => {
@@ -204,6 +206,24 @@ test('moving a QP to ERROR flushes its posted receives (in order) and later post
     client.qp.postSend({ wrId: 1, opcode: WrOpcode.SEND, sendFlags: SIG, sgList: [] });
     const [c] = await pollN(client.cq, 1);
     assert.notEqual(c!.status, WcStatus.SUCCESS);
+    await expectNoCompletion(server.cq, 5);
+  });
+});
+
+test('a flush comes after the receives the peer completed before it, though they sit in the private lane (not polled yet)', async () => {
+  await withPair({}, async ({ client, server }) => {
+    for (let i = 0; i < 4; i++) server.qp.postRecv({ wrId: 100 + i, sgList: [{ addr: server.mr.addr + 64 * i, length: 64, lkey: server.mr.lkey }] });
+    for (let i = 0; i < 2; i++) {
+      client.qp.postSend({ wrId: i, opcode: WrOpcode.SEND, sendFlags: SIG, sgList: [{ addr: client.mr.addr, length: 8, lkey: client.mr.lkey }] });
+    }
+    assert.equal((await pollN(client.cq, 2)).filter((w) => w.status === WcStatus.SUCCESS).length, 2);
+    // Nothing polled on the server yet: 100 and 101 wait in its CQ's private lane (the client's), and the flush
+    // of 102 and 103 goes to the shared lane. Poll one at a time, so each poll could start with either lane.
+    assert.equal(new Int32Array((server.cq as ShmCq).region.buffer)[CQ_I_OWNER1], 1, "the client's requester has the lane");
+    server.qp.modify({ qpState: QpState.ERR }, M.STATE);
+    const got: Array<[number, number]> = [];
+    for (let k = 0; k < 4; k++) { const [w] = await pollN(server.cq, 1); got.push([w!.wrId, w!.status]); }
+    assert.deepEqual(got, [[100, WcStatus.SUCCESS], [101, WcStatus.SUCCESS], [102, WcStatus.WR_FLUSH_ERR], [103, WcStatus.WR_FLUSH_ERR]]);
     await expectNoCompletion(server.cq, 5);
   });
 });

@@ -11,11 +11,15 @@ import {
 import {
   connectQps, destroySide, expectNoCompletion, makeSide, pollN, withPair, type Side,
 } from '../helpers/verbs';
+import type { ShmCq } from '../../src/verbs/shm/cq';
+import { CQ_I_OWNER1 } from '../../src/verbs/shm/layout';
 
 const SIG = SendFlags.SIGNALED;
 const UC = { client: { qpType: QpType.UC }, server: { qpType: QpType.UC } };
 const UD = { client: { qpType: QpType.UD }, server: { qpType: QpType.UD } };
 const text = (mr: MemoryRegion, off: number, len: number): string => Buffer.from(mr.buffer.subarray(off, off + len)).toString();
+/** The owner word of a CQ's private lane, from its shared memory (layout.ts, part 1): 1 while a peer has it. */
+const laneOwner = (cq: CompletionQueue): number => new Int32Array((cq as ShmCq).region.buffer)[CQ_I_OWNER1]!;
 
 async function sendOk(s: Side, wr: SendWr): Promise<void> {
   s.qp.postSend({ ...wr, sendFlags: (wr.sendFlags ?? 0) | SIG });
@@ -138,6 +142,9 @@ test('UD: a SEND through an address handle lands after the 40-byte GRH space; by
     const [r3] = await pollN(client.cq, 1);
     assert.deepEqual([r3!.wrId, r3!.byteLen, r3!.srcQp], [7, 44, server.qp.qpNum]);
     assert.equal(text(client.mr, 4096 + 40, 4), 'pong');
+    // Anyone may send to a UD QP: no sender claims its CQ's private lane (WQE order).
+    assert.equal(laneOwner(server.cq), 0);
+    assert.equal(laneOwner(client.cq), 0);
   });
 });
 
@@ -204,14 +211,15 @@ test('SRQ: two client QPs sending to two server QPs that share one SRQ; receives
     await send(c2, 'B-two', 3);
     await send(c1, 'A-two', 4);
     const r = await pollN(cq, 4);
-    // Each QP's completions come in order; between the two QPs verbs promise no order (and the two requesters
-    // push into different lanes of the CQ: layout.ts, part 1), so they are compared in WQE order.
+    // Each QP's completions come in order; between the two QPs verbs promise no order, so they are also compared
+    // in WQE order.
     assert.deepEqual(r.filter((w) => w.qpNum === qpA.qpNum).map((w) => w.wrId), [100, 103]);
     assert.deepEqual(r.filter((w) => w.qpNum === qpB.qpNum).map((w) => w.wrId), [101, 102]);
     assert.deepEqual(r.map((w) => [w.wrId, w.status, w.qpNum, w.srcQp]).sort((x, y) => x[0]! - y[0]!), [
       [100, 0, qpA.qpNum, c1.qp.qpNum], [101, 0, qpB.qpNum, c2.qp.qpNum], [102, 0, qpB.qpNum, c2.qp.qpNum], [103, 0, qpA.qpNum, c1.qp.qpNum],
     ]);
     assert.deepEqual([0, 1, 2, 3].map((i) => text(mr, 64 * i, 5)), ['A-one', 'B-one', 'B-two', 'A-two']);
+    assert.equal(laneOwner(cq), 0, "requesters taking from an SRQ never claim the CQ's private lane (WQE order)");
     // An empty SRQ makes RC senders wait (RNR) until it is refilled.
     c1.mr.buffer.set(Buffer.from('late'), 0);
     c1.qp.postSend({ wrId: 5, opcode: WrOpcode.SEND, sendFlags: SIG, sgList: [{ addr: c1.mr.addr, length: 4, lkey: c1.mr.lkey }] });

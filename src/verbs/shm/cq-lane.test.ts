@@ -111,15 +111,12 @@ test('releaseLane hands the lane over with its tail: the next owner goes on wher
   for (let i = 0; i < 3; i++) push(a, 1, i);
   assert.deepEqual(drain(cq), [1000, 1001, 1002]);
   push(a, 1, 3);
-  a.releaseLane();
+  a.releaseLane(); // (a requester releases on detach, after its last push)
   assert.equal(a.ownsLane, false);
-  assert.equal(push(a, 1, 4), PUSHED, 'a pushes into the shared lane now');
   assert.equal(b.claimLane(), true);
   for (let i = 0; i < 6; i++) {
     assert.equal(push(b, 2, i), PUSHED);
-    const ids = drain(cq);
-    if (i === 0) assert.deepEqual(ids.sort((x, y) => x - y), [1003, 1004, 2000], "a's last private completion is not lost");
-    else assert.deepEqual(ids, [2000 + i], "b's go round the same lane");
+    assert.deepEqual(drain(cq), i === 0 ? [1003, 2000] : [2000 + i], "a's last completion first, then b's, round the same lane");
   }
 });
 
@@ -148,4 +145,29 @@ test('a push into the private lane sees an arm, once', () => {
   assert.equal(push(quiet, 2, 0), PUSHED, 'a producer that may not look leaves the arm');
   assert.equal(push(cq, 3, 0), PUSHED_NOTIFY);
   assert.deepEqual(drain(cq).sort((x, y) => x - y), [1000, 1001, 2000, 3000]);
+});
+
+test('spillLane: what the private lane holds is handed out before anything pushed after it, one poll at a time', () => {
+  const { buf, cq } = ring(8);
+  const a = CqRing.attach(buf);
+  a.claimLane();
+  for (let i = 0; i < 3; i++) push(a, 1, i);
+  cq.spillLane(); // the owner is about to push completions that must come after these (a flush)
+  for (let i = 0; i < 2; i++) push(cq, 3, i);
+  push(a, 1, 3);
+  assert.equal(cq.depth, 6);
+  assert.equal(cq.ready(), true);
+  const out = wcs(1);
+  const ids: number[] = [];
+  for (let k = 0; k < 6; k++) { assert.equal(cq.poll(1, out), 1); ids.push(out[0]!.wrId); }
+  assert.deepEqual(ids.slice(0, 3), [1000, 1001, 1002], 'the spilled ones first, in order, whichever lane a poll starts with');
+  assert.deepEqual(ids.slice(3).sort((x, y) => x - y), [1003, 3000, 3001]);
+  assert.equal(cq.poll(1, out), 0);
+  assert.equal(cq.ready(), false);
+  assert.equal(cq.depth, 0);
+  assert.equal(push(a, 1, 4), PUSHED, 'the spilled slots are free again');
+  for (let i = 5; i < 12; i++) assert.equal(push(a, 1, i), PUSHED);
+  assert.equal(push(a, 1, 12), OVERRUN, 'a full lap');
+  cq.spillLane();
+  assert.deepEqual(drain(cq, 3), [1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011], 'a batch spans the spill and the lanes');
 });

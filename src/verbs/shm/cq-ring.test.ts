@@ -284,7 +284,7 @@ for (const lane of [false, true]) {
       const { workerData, parentPort } = require('node:worker_threads');
       const { CqRing, OVERRUN } = require(${JSON.stringify(modulePath)});
       const cq = CqRing.attach(workerData.sab);
-      const claimed = workerData.lane && workerData.p === 0 && cq.claimLane();
+      const claimed = workerData.lane && cq.claimLane(); // all four try: one wins
       let overruns = 0;
       for (let i = 0; i < workerData.n; i++) {
         // Completion i of producer p: wr_id p * 1e6 + i, the other fields derived from it.
@@ -327,8 +327,8 @@ for (const lane of [false, true]) {
       // The producers outran a 64-entry CQ: they were refused (and retried) rather than overwriting entries.
       const overruns = reports.reduce((s, r) => s + r.overruns, 0);
       assert.equal(cq.overrun, overruns > 0);
-      assert.deepEqual(reports.map((r) => r.claimed), [lane, false, false, false], 'who had the private lane');
-      assert.equal(new Int32Array(sab)[CQ_I_TAIL1], lane ? perProducer : 0, "the private lane carried all of producer 0's completions, or none");
+      assert.equal(reports.filter((r) => r.claimed).length, lane ? 1 : 0, 'one producer had the private lane (with the lane on)');
+      assert.equal(new Int32Array(sab)[CQ_I_TAIL1], lane ? perProducer : 0, "the private lane carried all of that producer's completions, or none");
     } finally {
       await Promise.all(workers.map((w) => w.terminate()));
     }

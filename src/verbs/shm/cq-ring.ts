@@ -9,7 +9,7 @@
  * the consumer is polling to reach that consumer's core.
  */
 import { KbypassError } from '../../errors';
-import type { WorkCompletion } from '../types';
+import { WorkCompletion } from '../types';
 import { PLAIN_PUBLISH } from '../../ring/layout';
 import {
   CQE_BYTE_LEN, CQE_BYTES, CQE_F64_WR_ID, CQE_IMM, CQE_INFO, CQE_QP_NUM, CQE_SEQ, CQE_SKIP, CQE_SLID, CQE_SRC_QP, CQ_ARM_NEXT,
@@ -52,6 +52,9 @@ export class CqRing {
   #head1 = 0;
   /** Consumer: which lane the next poll starts with (each in turn, so neither can starve the other). */
   #turn = 0;
+  /** Consumer: completions moved out of the private lane by spillLane(), handed out first by poll(). */
+  #spill: WorkCompletion[] = [];
+  #spillAt = 0;
   /** i32 index of the private lane's first entry. */
   readonly #lane1: number;
 
@@ -121,7 +124,7 @@ export class CqRing {
         }
       }
       this.#tail1 = (t + 1) | 0;
-      i32[CQ_I_TAIL1] = this.#tail1; // for the next owner of the lane (releaseLane); nobody else reads it
+      i32[CQ_I_TAIL1] = this.#tail1; // for the next owner of the lane (claimLane; the owner's depth reads it too)
       base = this.#lane1 + (t & this.#mask) * (CQE_BYTES >> 2);
     } else if (!this.multiProducer) {
       t = this.#tail;
@@ -177,10 +180,48 @@ export class CqRing {
    * lanes in turn (one poll starts with the shared lane, the next with the private one).
    */
   poll(max: number, out: WorkCompletion[]): number {
+    let n = 0;
+    if (this.#spillAt !== this.#spill.length) n = this.#unspill(max, out);
     const first = this.#turn;
     this.#turn = first ^ 1;
-    let n = this.#take(first, 0, max, out);
+    if (n < max) n = this.#take(first, n, max, out);
     if (n < max) n = this.#take(first ^ 1, n, max, out);
+    return n;
+  }
+
+  /**
+   * Owner: move every committed completion of the private lane out of it, to be handed out by poll() before
+   * anything in either lane. Call it before pushing completions that must come after the private lane's, such as
+   * the flush of a receive queue whose successes a peer pushed there: the flush goes to the shared lane, and
+   * verbs keep a work queue's completions in order.
+   */
+  spillLane(): void {
+    const scratch = [new WorkCompletion()];
+    if (this.#spillAt === this.#spill.length) { this.#spill = []; this.#spillAt = 0; }
+    while (this.#take(1, 0, 1, scratch) === 1) {
+      this.#spill.push(scratch[0]!);
+      scratch[0] = new WorkCompletion();
+    }
+  }
+
+  /** Hand out spilled completions (oldest first) into out[0 …]; returns how many. */
+  #unspill(max: number, out: WorkCompletion[]): number {
+    let n = 0;
+    while (n < max && this.#spillAt < this.#spill.length) {
+      const from = this.#spill[this.#spillAt++]!;
+      const wc = out[n++]!;
+      wc.status = from.status;
+      wc.opcode = from.opcode;
+      wc.wcFlags = from.wcFlags;
+      wc.byteLen = from.byteLen;
+      wc.immData = from.immData;
+      wc.wrId = from.wrId;
+      wc.qpNum = from.qpNum;
+      wc.srcQp = from.srcQp;
+      wc.slid = from.slid;
+      wc.vendorErr = from.vendorErr;
+    }
+    if (this.#spillAt === this.#spill.length) { this.#spill = []; this.#spillAt = 0; }
     return n;
   }
 
@@ -272,11 +313,14 @@ export class CqRing {
 
   /** Completions waiting in both lanes (committed or being written; the private lane's as its owner says). */
   get depth(): number {
-    return ((Atomics.load(this.#i32, CQ_I_TAIL) - this.#head) >>> 0) + ((Atomics.load(this.#i32, CQ_I_TAIL1) - this.#head1) >>> 0);
+    // (The private lane's tail is its producer's word: never counted as more than the lane holds.)
+    const inLane = Math.min((Atomics.load(this.#i32, CQ_I_TAIL1) - this.#head1) >>> 0, this.capacity);
+    return ((Atomics.load(this.#i32, CQ_I_TAIL) - this.#head) >>> 0) + inLane + this.#spill.length - this.#spillAt;
   }
 
   /** True if the next completion of either lane is committed. */
   ready(): boolean {
+    if (this.#spillAt !== this.#spill.length) return true;
     const i32 = this.#i32;
     const b0 = (CQ_HEADER_BYTES + (this.#head & this.#mask) * CQE_BYTES) >> 2;
     const b1 = this.#lane1 + (this.#head1 & this.#mask) * (CQE_BYTES >> 2);

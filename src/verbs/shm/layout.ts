@@ -10,10 +10,11 @@
  *    shared lane, where every producer claims a slot with a CAS, and the private lane, which one producer at a
  *    time claims for its own and fills with plain stores (no locked instruction per completion):
  *
- *      0        8        16       64            128           192           256           320           384
+ *      0        8        12       64            128           192           256           320           384
  *      +--------+--------+--------+-------------+-------------+-------------+-------------+-------------+----
  *      | magic  | cap    | flags  | head (i32)  | tail (i32)  | armed (i32) | head (i32)  | owner (i32) |
- *      | ver,sz |        |        | shared lane | shared lane | 0 off,      | private lane| +4 tail     |
+ *      | +4 ver,| (i32)  | (i32)  | shared lane | shared lane | 0 off,      | private lane| +4 tail     |
+ *      | CQE sz |        |        |             |             |             |             |             |
  *      |        |        |        | consumer    | producers'  | 1 next, 2 SE| consumer    | private lane|
  *      |        |        |        | line        | CAS line    | +4: events  | line        | producer's  |
  *      +--------+--------+--------+-------------+-------------+-------------+-------------+-------------+----
@@ -22,13 +23,16 @@
  *    Shared lane: a producer claims ticket t with a CAS on its tail (refused when t − head ≥ cap: overrun),
  *    writes the CQE at slot t mod cap, then stores seq = t + 1 (the commit). The consumer takes slot head when
  *    seq = head + 1.
- *    Private lane: a peer's requester claims it by a CAS of owner 0 → 1 when it attaches the CQ; the loser (or
- *    a second peer, or the owner itself) uses the shared lane. The owner of the lane alone writes its tail (at
+ *    Private lane: a peer's requester claims it by a CAS of owner 0 → 1 when it attaches the CQ as an RC or UC
+ *    QP's receive CQ, where it is the one taker of that queue's receives; the loser (or a second peer, a sender
+ *    to a UD QP or through an SRQ, or the owner itself) uses the shared lane. The owner of the lane alone writes its tail (at
  *    +324), so it writes slot t and commits seq = t + 1 with plain stores, refused as above when t − head ≥ cap.
  *    It gives the lane back on an orderly detach (tail first, then owner = 0; the next claimer starts at that
  *    tail); a peer that dies keeps it for good, and later peers use the shared lane.
- *    The consumer polls both lanes, starting with each in turn. Completions of one work queue come from one
- *    producer, so from one lane, in order; verbs promise no order between work queues.
+ *    The consumer polls both lanes, starting with each in turn. A receive queue's completions then come from one
+ *    producer, so from one lane, in order, except its flush: the owner pushes WR_FLUSH_ERR into the shared lane,
+ *    so it first moves what the private lane holds out of it (spillLane), to be handed out before anything else.
+ *    Verbs promise no order between work queues.
  *    After a commit, in either lane, the producer reads armed (a peer: with a locked instruction, cq-ring.ts
  *    says why), unless the CQ was shared without its completion channel's eventfd: such a CQ is never armed,
  *    and its peers skip the word.

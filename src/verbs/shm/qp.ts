@@ -294,6 +294,9 @@ export class ShmQp implements QueuePair {
     this.#cancelTimer();
     for (const w of this.#waiting.splice(0)) this.#complete(w.wr, WcStatus.WR_FLUSH_ERR, true);
     if (this.#rq !== null) {
+      // The peer pushed our receives' successes into the CQ's private lane, and these flushes go to the shared
+      // lane: hand out what the private lane holds first, so this queue's completions stay in order (cq-ring.ts).
+      this.recvCq.ring.spillLane();
       this.#rq.drain(new RecvWqe(this.#rq.maxSge), (w) => {
         if (this.recvCq.ring.push(WcStatus.WR_FLUSH_ERR, WcOpcode.RECV, 0, w.wrId, 0, this.qpNum, 0, 0, false) === PUSHED_NOTIFY) this.recvCq.notify();
       });
@@ -393,6 +396,7 @@ export class ShmQp implements QueuePair {
     if (this.#state === QpState.RESET) throw new PostError('EINVAL', i, 'the QP is in RESET; receives can be posted from INIT on');
     checkRecvWr(w, i, this.cap.maxRecvSge);
     if (this.#state === QpState.ERR) {
+      this.recvCq.ring.spillLane(); // (as in #flush)
       if (this.recvCq.ring.push(WcStatus.WR_FLUSH_ERR, WcOpcode.RECV, 0, w.wrId ?? 0, 0, this.qpNum, 0, 0, false) === PUSHED_NOTIFY) this.recvCq.notify();
       return;
     }

@@ -4,6 +4,7 @@
  * channel, its protection domain's MR table, and the regions registered there, mapped as they arrive.
  */
 import { KbypassError } from '../../errors';
+import { QpType } from '../constants';
 import { attachRegion } from '../../memory/region';
 import { native } from '../../native/binding';
 import { CqRing, layoutError } from './cq-ring';
@@ -59,12 +60,14 @@ export class RemoteQp {
       this.cq = CqRing.attach(attachRegion(fds.recvCq, 0).buffer, fds.recvCqEvent >= 0);
       this.mrTable = MrTable.attach(attachRegion(fds.mrTable, 0).buffer);
       this.#eventFd = fds.recvCqEvent;
-      // Last (nothing below can throw): our receive completions go to the CQ's private lane if nobody has it (no
-      // locked instruction per push), else to the shared lane (layout.ts, part 1).
-      this.cq.claimLane();
     } finally {
       for (const fd of [fds.qp, fds.srq, fds.recvCq, fds.mrTable]) if (fd >= 0) n.close(fd);
     }
+    // Last (nothing below can throw): our receive completions go to the CQ's private lane if nobody has it (no
+    // locked instruction per push), else to the shared lane (layout.ts, part 1). Only for a queue whose
+    // receives no one else takes: an RC or UC QP's own. Requesters sharing a queue (an SRQ; UD, where anyone
+    // may send) would each push into a different lane, and its completions would leave WQE order.
+    if ((this.type === QpType.RC || this.type === QpType.UC) && fds.srq < 0) this.cq.claimLane();
   }
 
   /** The peer QP's state (QpState), as it publishes it (a plain read: a state change races with any operation). */
