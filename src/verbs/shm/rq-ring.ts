@@ -65,6 +65,12 @@ export class RqRing {
   #headCache = 0;
   /** Consumer: the owner's tail as last read (re-read only when the queue looks empty). */
   #tailCache = 0;
+  /**
+   * Consumer: the head as this view last saw it (its own CAS, or the value a failed CAS found). Another consumer
+   * may have moved it since; a CAS from a stale value fails and returns the real head, so no load is needed to
+   * begin (an Atomics.load costs V8 a builtin call, about 7 ns).
+   */
+  #headSeen = 0;
 
   private constructor(buffer: ArrayBuffer, offset: number, capacity: number, maxSge: number) {
     this.capacity = capacity;
@@ -135,8 +141,8 @@ export class RqRing {
   take(out: RecvWqe): boolean {
     const i32 = this.#i32;
     const f64 = this.#f64;
+    let h = this.#headSeen;
     for (;;) {
-      const h = Atomics.load(i32, RQ_I_HEAD);
       const avail = (this.#tailCache - h) >>> 0;
       if (avail === 0 || avail > this.capacity) { // empty as far as we know, or others took past what we saw
         this.#tailCache = Atomics.load(i32, RQ_I_TAIL);
@@ -153,7 +159,10 @@ export class RqRing {
         out.length[k] = i32[(at >> 2) + 2]!;
         out.lkey[k] = i32[(at >> 2) + 3]!;
       }
-      if (Atomics.compareExchange(i32, RQ_I_HEAD, h, (h + 1) | 0) === h) return true;
+      const was = Atomics.compareExchange(i32, RQ_I_HEAD, h, (h + 1) | 0);
+      if (was === h) { this.#headSeen = (h + 1) | 0; return true; }
+      h = was; // someone else moved it (or our view was stale): go again from where it really is
+      this.#headSeen = h;
     }
   }
 
