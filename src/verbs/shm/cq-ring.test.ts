@@ -290,6 +290,7 @@ for (const lane of [false, true]) {
         // Completion i of producer p: wr_id p * 1e6 + i, the other fields derived from it.
         while (cq.push(0, workerData.p, i, workerData.p * 1e6 + i, i ^ 0x5a5a, workerData.p, i & 0xffff, 0, false) === OVERRUN) overruns++;
       }
+      cq.releaseLane(); // done: the tail is stored for a next owner
       parentPort.postMessage({ overruns, claimed });
     `;
     const workers = Array.from({ length: producers }, (_, p) => new Worker(code, { eval: true, workerData: { sab, p, n: perProducer, lane } }));
@@ -328,7 +329,7 @@ for (const lane of [false, true]) {
       const overruns = reports.reduce((s, r) => s + r.overruns, 0);
       assert.equal(cq.overrun, overruns > 0);
       assert.equal(reports.filter((r) => r.claimed).length, lane ? 1 : 0, 'one producer had the private lane (with the lane on)');
-      assert.equal(new Int32Array(sab)[CQ_I_TAIL1], lane ? perProducer : 0, "the private lane carried all of that producer's completions, or none");
+      assert.equal(new Int32Array(sab)[CQ_I_TAIL1], lane ? perProducer : 0, "the private lane carried all of that producer's completions (its tail, stored on release), or none");
     } finally {
       await Promise.all(workers.map((w) => w.terminate()));
     }

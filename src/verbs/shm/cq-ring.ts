@@ -123,8 +123,7 @@ export class CqRing {
           return OVERRUN;
         }
       }
-      this.#tail1 = (t + 1) | 0;
-      i32[CQ_I_TAIL1] = this.#tail1; // for the next owner of the lane (claimLane; the owner's depth reads it too)
+      this.#tail1 = (t + 1) | 0; // (published for the next owner by releaseLane, not per push)
       base = this.#lane1 + (t & this.#mask) * (CQE_BYTES >> 2);
     } else if (!this.multiProducer) {
       t = this.#tail;
@@ -311,10 +310,15 @@ export class CqRing {
     return filled;
   }
 
-  /** Completions waiting in both lanes (committed or being written; the private lane's as its owner says). */
+  /**
+   * Completions waiting: the shared lane's committed or being written, the private lane's committed (its tail
+   * lives in its producer until releaseLane), and the spilled ones. A diagnostic: it walks the private lane.
+   */
   get depth(): number {
-    // (The private lane's tail is its producer's word: never counted as more than the lane holds.)
-    const inLane = Math.min((Atomics.load(this.#i32, CQ_I_TAIL1) - this.#head1) >>> 0, this.capacity);
+    let inLane = 0;
+    for (let h = this.#head1; inLane < this.capacity; h = (h + 1) | 0, inLane++) {
+      if (Atomics.load(this.#i32, this.#lane1 + (h & this.#mask) * (CQE_BYTES >> 2) + CQE_SEQ) !== ((h + 1) | 0)) break;
+    }
     return ((Atomics.load(this.#i32, CQ_I_TAIL) - this.#head) >>> 0) + inLane + this.#spill.length - this.#spillAt;
   }
 

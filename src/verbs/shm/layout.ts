@@ -25,10 +25,11 @@
  *    seq = head + 1.
  *    Private lane: a peer's requester claims it by a CAS of owner 0 → 1 when it attaches the CQ as an RC or UC
  *    QP's receive CQ, where it is the one taker of that queue's receives; the loser (or a second peer, a sender
- *    to a UD QP or through an SRQ, or the owner itself) uses the shared lane. The owner of the lane alone writes its tail (at
- *    +324), so it writes slot t and commits seq = t + 1 with plain stores, refused as above when t − head ≥ cap.
- *    It gives the lane back on an orderly detach (tail first, then owner = 0; the next claimer starts at that
- *    tail); a peer that dies keeps it for good, and later peers use the shared lane.
+ *    to a UD QP or through an SRQ, or the owner itself) uses the shared lane. The lane's owner alone moves its
+ *    tail, keeping it to itself, so it writes slot t and commits seq = t + 1 with plain stores, refused as above
+ *    when t − head ≥ cap. It gives the lane back on an orderly detach: it stores the tail at +324, then owner = 0,
+ *    and the next claimer starts at that tail. A peer that dies keeps the lane for good, and later peers use the
+ *    shared lane.
  *    The consumer polls both lanes, starting with each in turn. A receive queue's completions then come from one
  *    producer, so from one lane, in order, except its flush: the owner pushes WR_FLUSH_ERR into the shared lane,
  *    so it first moves what the private lane holds out of it (spillLane), to be handed out before anything else.
@@ -93,7 +94,7 @@ export const CQ_I_EVENTS = (192 >> 2) + 1;
 export const CQ_I_HEAD1 = 256 >> 2;
 /** The private lane's owner: 0 free, 1 claimed (its producer's line, with the tail). */
 export const CQ_I_OWNER1 = 320 >> 2;
-/** The private lane's tail, written by its owner only. */
+/** The private lane's tail as its last owner left it (stored when it gives the lane back). */
 export const CQ_I_TAIL1 = (320 >> 2) + 1;
 export const CQ_FLAG_OVERRUN = 1;
 export const CQ_ARM_NONE = 0;
