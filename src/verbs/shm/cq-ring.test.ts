@@ -284,7 +284,7 @@ for (const lane of [false, true]) {
       const { workerData, parentPort } = require('node:worker_threads');
       const { CqRing, OVERRUN } = require(${JSON.stringify(modulePath)});
       const cq = CqRing.attach(workerData.sab);
-      const claimed = workerData.lane && cq.claimLane(); // all four try: one wins
+      const claimed = workerData.lane && cq.claimLane(); // all four try: one at a time has it
       let overruns = 0;
       for (let i = 0; i < workerData.n; i++) {
         // Completion i of producer p: wr_id p * 1e6 + i, the other fields derived from it.
@@ -328,8 +328,10 @@ for (const lane of [false, true]) {
       // The producers outran a 64-entry CQ: they were refused (and retried) rather than overwriting entries.
       const overruns = reports.reduce((s, r) => s + r.overruns, 0);
       assert.equal(cq.overrun, overruns > 0);
-      assert.equal(reports.filter((r) => r.claimed).length, lane ? 1 : 0, 'one producer had the private lane (with the lane on)');
-      assert.equal(new Int32Array(sab)[CQ_I_TAIL1], lane ? perProducer : 0, "the private lane carried all of that producer's completions (its tail, stored on release), or none");
+      // A producer that finished gives the lane back, so one that starts later may have it next.
+      const claimers = reports.filter((r) => r.claimed).length;
+      assert.ok(lane ? claimers >= 1 : claimers === 0, `${claimers} producer(s) had the private lane`);
+      assert.equal(new Int32Array(sab)[CQ_I_TAIL1], claimers * perProducer, 'the private lane carried all of their completions (its tail, stored on release)');
     } finally {
       await Promise.all(workers.map((w) => w.terminate()));
     }
